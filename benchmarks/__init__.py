@@ -1,0 +1,1 @@
+"""Built-in benchmark plugins: each module registers benchmarks through ``register_benchmarks``."""

@@ -1,0 +1,1 @@
+"""Built-in defense plugins, one module per defense, registered through entry points."""

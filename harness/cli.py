@@ -1,0 +1,164 @@
+"""The ``harness`` command line.
+
+    harness run --defense mosr [--model NAME] [--suite quick] [--set key=value ...]
+    harness list defenses|benchmarks|judges|models|suites
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.config import config_fields, parse_assignments
+from harness.errors import HarnessError
+
+RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config"}
+
+
+def _read_run_file(path: str) -> dict[str, Any]:
+    """A run config file (TOML or JSON): defense, model, suite, seed, judge, and [config] fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise HarnessError(f"--config: file {path!r} not found.")
+    try:
+        data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise HarnessError(f"--config {path}: malformed {p.suffix.lstrip('.').upper() or 'file'} ({err}).") from None
+    unknown = set(data) - RUN_FILE_KEYS
+    if unknown:
+        raise HarnessError(
+            f"--config {path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(RUN_FILE_KEYS))}."
+        )
+    return data
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.pipeline import RunRequest, run
+    from harness.plugins import plugins
+
+    file = _read_run_file(args.config) if args.config else {}
+    defense_config = dict(file.get("config", {}))
+    defense_config.update(parse_assignments(args.set or []))
+    judge_config = dict(file.get("judge_config", {}))
+    judge_config.update(parse_assignments(args.judge_set or []))
+    request = RunRequest(
+        defense=args.defense or file.get("defense", "none"),
+        defense_config=defense_config,
+        model=args.model or file.get("model", "smollm2-135m-instruct"),
+        suite=args.suite or file.get("suite", "quick"),
+        judge=args.judge or file.get("judge", "keyword"),
+        judge_config=judge_config,
+        out=Path(args.out) if args.out else None,
+        runs_dir=Path(args.runs_dir),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        seed=args.seed if args.seed is not None else int(file.get("seed", 0)),
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        chat_template=args.chat_template,
+        progress=not args.no_progress,
+    )
+    out = run(request, plugins())
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = []
+    for name, m in metrics["benchmarks"].items():
+        headline = m.get("asr") or m.get("over_refusal")
+        lo, hi = headline["ci95"]
+        rows.append([name, m["metric"], f"{headline['value']:.3f}", f"[{lo:.3f}, {hi:.3f}]",
+                     m["n"], m["counts"]["refusal"], m["counts"]["incoherent"]])
+    print(tabulate(rows, headers=["benchmark", "metric", "value", "95% CI", "n", "refusals", "incoherent"]))
+    print(f"\nrun folder: {out}")
+    return 0
+
+
+def _fields_text(cls: type) -> str:
+    fields = config_fields(cls)
+    return ", ".join(f"{f['name']}: {f['type']} = {f['default']}" for f in fields) or "(no settings)"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.plugins import plugins
+
+    p = plugins()
+    if args.what == "defenses":
+        rows = [[n, e.obj.kind, e.obj.description, _fields_text(e.obj.Config), e.distribution]
+                for n, e in sorted(p.defenses.items.items())]
+        headers = ["defense", "kind", "description", "config fields", "from"]
+    elif args.what == "benchmarks":
+        rows = [[n, e.obj.category, e.obj.size, e.obj.metric, e.obj.description, e.distribution]
+                for n, e in sorted(p.benchmarks.items.items())]
+        headers = ["benchmark", "category", "size", "metric", "description", "from"]
+    elif args.what == "judges":
+        rows = [[n, e.obj.version, e.obj.description, _fields_text(e.obj.Config), e.distribution]
+                for n, e in sorted(p.judges.items.items())]
+        headers = ["judge", "version", "description", "config fields", "from"]
+    elif args.what == "models":
+        rows = [[n, e.obj.description, e.obj.source, "yes" if e.obj.gpu_only else "", e.distribution]
+                for n, e in sorted(p.models.items.items())]
+        headers = ["model", "description", "weights", "GPU only", "from"]
+    else:
+        from harness.suite import load_suite_file
+
+        rows = []
+        for n, e in sorted(p.suites.items.items()):
+            s = load_suite_file(Path(e.obj))
+            parts = ", ".join(f"{b.name}" + (f"[{b.limit}]" if b.limit else "") for b in s.benchmarks)
+            rows.append([n, s.description, parts, s.generation.max_new_tokens, e.distribution])
+        headers = ["suite", "description", "benchmarks[limit]", "max new tokens", "from"]
+    print(tabulate(rows, headers=headers, maxcolwidths=[None, 60, 60, 60, None, None]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Train jailbreak defenses and score safety, over-refusal and capability side by side.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run_p = sub.add_parser("run", help="apply a defense to a model and score it on a suite",
+                           description="Apply (train) a defense, generate on every benchmark of a suite, "
+                           "judge the answers and write a run folder. Re-running the same command resumes.")
+    run_p.add_argument("--defense", help="defense name (default: none; see `harness list defenses`)")
+    run_p.add_argument("--model", help="model preset, local folder or hub id (default: smollm2-135m-instruct)")
+    run_p.add_argument("--suite", help="suite name or path to a suite TOML (default: quick)")
+    run_p.add_argument("--config", help="run file (TOML/JSON): defense, model, suite, seed, judge, [config]")
+    run_p.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
+    run_p.add_argument("--judge", help="judge name (default: keyword)")
+    run_p.add_argument("--judge-set", action="append", metavar="KEY=VALUE", help="judge config field (repeatable)")
+    run_p.add_argument("--out", help="run folder (default: runs/<model>__<defense>__<suite>__<id>)")
+    run_p.add_argument("--runs-dir", default="runs", help="parent of default run folders (default: runs)")
+    run_p.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
+    run_p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    run_p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    run_p.add_argument("--chat-template", help="Jinja chat template file for models without one")
+    run_p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
+    run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run_p.set_defaults(func=cmd_run)
+
+    list_p = sub.add_parser("list", help="list installed plugins and their config fields",
+                            description="List installed defenses, benchmarks, judges, model presets or suites.")
+    list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites"])
+    list_p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The defense plugin API.
+
+A defense turns a loaded model into a ``DefendedModel``: possibly a different model (LoRA
+adapters, merged weights), a chat transform (system prompts, reminders) and activation hooks.
+Everything a defense changes lives on that object, so generation *and* lm-eval's capability
+scoring see the same defended model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Literal
+
+if TYPE_CHECKING:
+    from harness.data import DataResolver
+    from harness.models import LoadedModel
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class DefenseContext:
+    """What a defense may use while it is applied: where to put artifacts, data, seed, device."""
+
+    work_dir: Path  # the run's folder for this defense's artifacts (adapters, logs, checkpoints)
+    resolver: "DataResolver"
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class DefendedModel:
+    """A model as a defense leaves it."""
+
+    model: Any
+    tokenizer: Any
+    transform: Callable[[Messages], Messages] = field(default=lambda messages: messages)
+    hooks: Callable[[], ContextManager[Any]] = field(default=contextlib.nullcontext)
+    info: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest
+
+    def system_prompt(self) -> str | None:
+        """The system prompt the transform adds, if any (lm-eval scores with it too)."""
+        msgs = self.transform([{"role": "user", "content": ""}])
+        return msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+
+
+class Defense:
+    """Base class for defense plugins.
+
+    Subclasses set ``name``, ``description``, ``kind`` and ``Config`` (a dataclass whose fields
+    are the defense's settings) and implement ``apply``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    kind: ClassVar[Literal["none", "inference", "training"]] = "inference"
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def apply(self, loaded: "LoadedModel", ctx: DefenseContext) -> DefendedModel:
+        raise NotImplementedError

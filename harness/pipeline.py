@@ -1,0 +1,196 @@
+"""``harness run``: the numbered steps from a request to a scored run folder.
+
+1. resolve   plugins, the defense's typed config, the suite, the judge
+2. folder    create or resume the run folder (same request -> same folder -> resume)
+3. model     load the model (cached conversion)
+4. defense   apply the defense (training defenses write their artifacts into the folder)
+5. generate  per benchmark: subset, skip what is done, generate, judge, append records
+6. score     metrics.json from the records, manifest with timings
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
+from harness.config import build_config
+from harness.data import DataResolver
+from harness.defense import DefenseContext
+from harness.errors import HarnessError
+from harness.generation import generate_texts, render_prompt
+from harness.metrics import summarize
+from harness.models import load_model
+from harness.plugins import Plugins
+from harness.provenance import fingerprint, git_commit, hardware, package_versions
+from harness.runstore import RunFolder, safe_name
+from harness.suite import Suite, load_suite_file
+
+
+@dataclass
+class RunRequest:
+    defense: str = "none"
+    defense_config: dict[str, Any] = field(default_factory=dict)
+    model: str = "smollm2-135m-instruct"
+    suite: str = "quick"
+    judge: str = "keyword"
+    judge_config: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    runs_dir: Path = Path("runs")
+    data_dir: Path | None = None
+    seed: int = 0
+    device: str | None = None
+    trust_remote_code: bool = False
+    chat_template: str | None = None
+    progress: bool = True
+
+
+def _suite(plugins: Plugins, name: str) -> Suite:
+    if name.endswith(".toml") or "/" in name:
+        return load_suite_file(Path(name))
+    return load_suite_file(Path(plugins.suites.get(name)))
+
+
+def run(request: RunRequest, plugins: Plugins) -> Path:
+    """Run (or resume) one defense on one model over one suite; returns the run folder."""
+    started = time.time()
+    timings: dict[str, float] = {}
+
+    # 1. resolve
+    defense_entry = plugins.defenses.entry(request.defense)
+    defense_cls = defense_entry.obj
+    config = build_config(defense_cls.Config, request.defense_config, f"defense {request.defense!r}")
+    suite = _suite(plugins, request.suite)
+    benchmarks: list[tuple[Benchmark, int | None]] = [
+        (plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks
+    ]
+    judge_entry = plugins.judges.entry(request.judge)
+    resolver = DataResolver(request.data_dir)
+    judge = judge_entry.obj(build_config(judge_entry.obj.Config, request.judge_config, f"judge {request.judge!r}"), resolver)
+    if request.model not in plugins.models.items and not Path(request.model).exists() and "/" not in request.model:
+        plugins.models.get(request.model)  # raises the unknown-preset error with suggestions
+
+    identity = {
+        "model": request.model,
+        "defense": request.defense,
+        "defense_config": asdict(config),
+        "suite": suite.name,
+        "suite_sha256": suite.sha256,
+        "judge": judge.describe(None),
+        "seed": request.seed,
+    }
+    run_id = fingerprint(identity)[:10]
+
+    # 2. folder
+    out = request.out or request.runs_dir / safe_name(f"{request.model}__{request.defense}__{suite.name}__{run_id}")
+    with RunFolder(out) as folder:
+        previous = folder.read_manifest()
+        if previous and previous.get("run_id") != run_id:
+            raise HarnessError(
+                f"{out} holds a different run (model {previous.get('model', {}).get('spec')!r}, defense "
+                f"{previous.get('defense', {}).get('name')!r}, another config or suite). Its results are "
+                "kept; choose another --out to start this run."
+            )
+        manifest: dict[str, Any] = {
+            "run_id": run_id,
+            "harness_version": harness.__version__,
+            "created": previous.get("created") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "status": "running",
+            "identity": identity,
+            "defense": {
+                "name": request.defense,
+                "kind": defense_cls.kind,
+                "config": asdict(config),
+                "plugin": defense_entry.plugin,
+                "distribution": defense_entry.distribution,
+                "version": defense_entry.version,
+            },
+            "suite": {"name": suite.name, "path": suite.path, "sha256": suite.sha256,
+                      "benchmarks": [asdict(e) for e in suite.benchmarks]},
+            "generation": suite.generation.record(),
+            "judge": {**judge.describe(None), "distribution": judge_entry.distribution},
+            "seed": request.seed,
+            "plugins": {name: {"distribution": d, "version": v} for name, (d, v) in plugins.loaded.items()},
+            "packages": package_versions(),
+            "git": git_commit(),
+            "hardware": hardware(),
+            "resumed": (previous.get("resumed", 0) + 1) if previous else 0,
+        }
+        folder.write_manifest(manifest)
+        done = {(r["benchmark"], r["id"]) for r in folder.read_records()}
+
+        # 3. model
+        t0 = time.time()
+        loaded = load_model(
+            request.model,
+            presets={n: e.obj for n, e in plugins.models.items.items()},
+            device=request.device,
+            trust_remote_code=request.trust_remote_code,
+            chat_template=request.chat_template,
+        )
+        timings["load_model_s"] = time.time() - t0
+        manifest["model"] = loaded.info
+
+        # 4. defense
+        t0 = time.time()
+        import torch
+
+        torch.manual_seed(request.seed)
+        ctx = DefenseContext(work_dir=out / "defense", resolver=resolver, seed=request.seed, progress=request.progress)
+        defended = defense_cls(config).apply(loaded, ctx)
+        timings["defense_s"] = time.time() - t0
+        manifest["defense"]["info"] = defended.info
+
+        # 5. generate and judge
+        for bench, limit in benchmarks:
+            samples = stratified_subset(bench.samples(resolver), limit, suite.seed)
+            if not samples:
+                raise HarnessError(f"benchmark {bench.name!r} has no items after filtering (limit {limit}).")
+            todo = [s for s in samples if (bench.name, s.id) not in done]
+            if not todo:
+                continue
+            t0 = time.time()
+            prompts = [render_prompt(defended, list(s.messages), s.prefill) for s in todo]
+            judge_info = judge.describe(bench)
+            for batch in generate_texts(defended, prompts, suite.generation, desc=bench.name, progress=request.progress):
+                items = [todo[i] for i, _ in batch]
+                responses = [text for _, text in batch]
+                verdicts = judge.judge(bench, [s.prompt for s in items], responses)
+                folder.append_records(
+                    {
+                        "benchmark": bench.name,
+                        "id": s.id,
+                        "category": s.category,
+                        "harmful": s.harmful,
+                        "messages": list(s.messages),
+                        "prefill": s.prefill,
+                        "response": response,
+                        "label": v.label,
+                        "reason": v.reason,
+                        "judge": judge_info,
+                        "generation": suite.generation.record(),
+                    }
+                    for s, response, v in zip(items, responses, verdicts)
+                )
+            timings[f"generate_{bench.name}_s"] = time.time() - t0
+
+        # 6. score
+        records = folder.read_records()
+        metrics: dict[str, Any] = {"run_id": run_id, "benchmarks": {}}
+        for bench, limit in benchmarks:
+            rows = [r for r in records if r["benchmark"] == bench.name]
+            metrics["benchmarks"][bench.name] = {
+                "category": bench.category,
+                "metric": bench.metric,
+                **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
+            }
+        folder.write_metrics(metrics)
+        manifest["data_files"] = dict(sorted(resolver.used.items()))
+        timings["total_s"] = time.time() - started
+        manifest["timings"] = timings
+        manifest["status"] = "complete"
+        folder.write_manifest(manifest)
+    return out

@@ -1,0 +1,162 @@
+"""The plugin manager and the registries it fills.
+
+Plugins are modules announced by entry points in the ``harness`` group; the built-ins in this
+distribution are announced the same way. ``HARNESS_BLOCK_PLUGINS`` (comma-separated entry-point
+names) skips plugins; ``HARNESS_ALLOW_PLUGINS``, when set, loads only the names it lists.
+Only installed entry points are loaded: nothing is imported from arbitrary paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+import pluggy
+
+from harness import hookspecs
+from harness.benchmark import Benchmark
+from harness.defense import Defense
+from harness.errors import HarnessError, unknown_name
+from harness.judge import Judge
+from harness.models import ModelPreset
+
+ENTRY_POINT_GROUP = "harness"
+
+
+@dataclass
+class Registered:
+    obj: Any
+    plugin: str  # entry-point name
+    distribution: str
+    version: str
+
+
+def _check_plugin_class(kind: str, base: type) -> Callable[[Any], str]:
+    def check(obj: Any) -> str:
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise HarnessError(f"a {kind} plugin must register a subclass of {base.__name__}, got {obj!r}.")
+        for attr in ("name", "Config"):
+            if not hasattr(obj, attr):
+                raise HarnessError(f"{kind} {obj.__name__} must set the class attribute {attr!r}.")
+        if not dataclasses.is_dataclass(obj.Config):
+            raise HarnessError(f"{kind} {obj.name!r}: Config must be a dataclass.")
+        return obj.name
+
+    return check
+
+
+def _check_instance(kind: str, cls: type) -> Callable[[Any], str]:
+    def check(obj: Any) -> str:
+        if not isinstance(obj, cls):
+            raise HarnessError(f"a {kind} plugin must register a {cls.__name__}, got {obj!r}.")
+        return obj.name
+
+    return check
+
+
+def _check_suite(obj: Any) -> str:
+    from harness.suite import load_suite_file
+
+    return load_suite_file(Path(obj)).name
+
+
+@dataclass
+class Registry:
+    """Named plugin objects of one kind, validated at registration."""
+
+    kind: str
+    check: Callable[[Any], str]
+    items: dict[str, Registered] = field(default_factory=dict)
+
+    def add(self, obj: Any, plugin: str, dist: tuple[str, str]) -> None:
+        name = self.check(obj)
+        if not isinstance(name, str) or not name:
+            raise HarnessError(f"{self.kind} from plugin {plugin!r} has no name.")
+        if name in self.items:
+            other = self.items[name]
+            raise HarnessError(
+                f"{self.kind} {name!r} is registered twice: by plugin {other.plugin!r} "
+                f"({other.distribution}) and by {plugin!r} ({dist[0]}). Uninstall or block one "
+                "with HARNESS_BLOCK_PLUGINS."
+            )
+        self.items[name] = Registered(obj, plugin, *dist)
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Registered:
+        if name not in self.items:
+            raise unknown_name(self.kind, name, list(self.items), "`harness list` shows them all.")
+        return self.items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.items)
+
+
+@dataclass
+class Plugins:
+    manager: pluggy.PluginManager
+    defenses: Registry
+    benchmarks: Registry
+    judges: Registry
+    models: Registry
+    suites: Registry
+    loaded: dict[str, tuple[str, str]]  # entry-point name -> (distribution, version)
+
+
+def _env_names(var: str) -> set[str]:
+    return {n.strip() for n in os.environ.get(var, "").split(",") if n.strip()}
+
+
+def load_plugins() -> Plugins:
+    """Load every allowed entry point and collect what its hooks register."""
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    blocked = _env_names("HARNESS_BLOCK_PLUGINS")
+    allowed = _env_names("HARNESS_ALLOW_PLUGINS")
+    loaded: dict[str, tuple[str, str]] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in blocked or (allowed and ep.name not in allowed) or ep.name in loaded:
+            continue
+        try:
+            module = ep.load()
+        except Exception as err:  # a broken third-party plugin must say who it is
+            dist = ep.dist.name if ep.dist else "?"
+            raise HarnessError(
+                f"plugin {ep.name!r} (from {dist}) failed to import: {err}. Fix or uninstall it, "
+                f"or skip it with HARNESS_BLOCK_PLUGINS={ep.name}."
+            ) from err
+        pm.register(module, name=ep.name)
+        loaded[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else ("unknown", "unknown")
+
+    registries = {
+        "defenses": Registry("defense", _check_plugin_class("defense", Defense)),
+        "benchmarks": Registry("benchmark", _check_instance("benchmark", Benchmark)),
+        "judges": Registry("judge", _check_plugin_class("judge", Judge)),
+        "models": Registry("model preset", _check_instance("model preset", ModelPreset)),
+        "suites": Registry("suite", _check_suite),
+    }
+    for hook_name, key in [
+        ("register_defenses", "defenses"),
+        ("register_benchmarks", "benchmarks"),
+        ("register_judges", "judges"),
+        ("register_models", "models"),
+        ("register_suites", "suites"),
+    ]:
+        # Call each implementation on its own so every registered object knows its plugin.
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            dist = loaded.get(impl.plugin_name, ("unknown", "unknown"))
+            registry = registries[key]
+            impl.function(register=lambda obj, r=registry, p=impl.plugin_name, d=dist: r.add(obj, p, d))
+    return Plugins(manager=pm, loaded=loaded, **registries)
+
+
+@lru_cache(maxsize=1)
+def plugins() -> Plugins:
+    """The process-wide plugin set (entry points are read once)."""
+    return load_plugins()

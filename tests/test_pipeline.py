@@ -1,0 +1,83 @@
+"""End to end on the tiny model: folder layout, resume without loss or duplicates, refusals."""
+
+import json
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.pipeline import RunRequest, run
+from harness.plugins import plugins
+
+
+def _request(tiny_dir, suite, data_dir, out, **kw):
+    return RunRequest(model=str(tiny_dir), suite=str(suite), data_dir=data_dir, out=out, progress=False, **kw)
+
+
+def test_run_writes_manifest_records_and_metrics(tiny_dir, tiny_suite, data_dir, tmp_path):
+    out = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "r", defense="self-reminder"), plugins())
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert manifest["status"] == "complete" and manifest["defense"]["name"] == "self-reminder"
+    assert manifest["defense"]["config"]["system_prompt"].startswith("You should be a responsible")
+    assert manifest["defense"]["distribution"] == "defense-harness"
+    assert set(manifest["data_files"]) == {"jbb_behaviors/behaviors.csv", "xstest/xstest_prompts.csv",
+                                           "refusal_detection/refusal_prefix_lists.json"}
+    assert manifest["generation"] == {"max_new_tokens": 6, "do_sample": False}
+    assert {"load_model_s", "defense_s", "total_s"} <= set(manifest["timings"])
+    assert len(records) == 11 and {r["benchmark"] for r in records} == {"jbb-harmful", "xstest-safe"}
+    assert all(r["label"] in ("refusal", "compliance", "incoherent") and r["judge"]["name"] == "keyword"
+               for r in records)
+    assert metrics["benchmarks"]["jbb-harmful"]["n"] == 6 and "asr" in metrics["benchmarks"]["jbb-harmful"]
+    assert metrics["benchmarks"]["xstest-safe"]["n"] == 5 and "over_refusal" in metrics["benchmarks"]["xstest-safe"]
+
+
+def test_resume_after_a_torn_write_loses_and_duplicates_nothing(tiny_dir, tiny_suite, data_dir, tmp_path):
+    full = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "full"), plugins())
+    lines = (full / "records.jsonl").read_text().splitlines(keepends=True)
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "manifest.json").write_text((full / "manifest.json").read_text())
+    # a run killed mid-write: 4 whole records and half of the fifth
+    (part / "records.jsonl").write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
+    run(_request(tiny_dir, tiny_suite, data_dir, part), plugins())
+    resumed = [json.loads(x) for x in (part / "records.jsonl").read_text().splitlines()]
+    keys = [(r["benchmark"], r["id"]) for r in resumed]
+    assert len(keys) == len(set(keys)) == len(lines)
+    assert json.loads((part / "metrics.json").read_text()) == json.loads((full / "metrics.json").read_text())
+    assert json.loads((part / "manifest.json").read_text())["resumed"] == 1
+
+
+def test_a_different_run_in_the_same_folder_is_refused(tiny_dir, tiny_suite, data_dir, tmp_path):
+    out = tmp_path / "r"
+    run(_request(tiny_dir, tiny_suite, data_dir, out), plugins())
+    before = (out / "records.jsonl").read_text()
+    with pytest.raises(HarnessError, match="holds a different run"):
+        run(_request(tiny_dir, tiny_suite, data_dir, out, defense="self-reminder"), plugins())
+    assert (out / "records.jsonl").read_text() == before
+
+
+def test_a_locked_folder_is_refused(tiny_dir, tiny_suite, data_dir, tmp_path):
+    from harness.runstore import RunFolder
+
+    out = tmp_path / "r"
+    with RunFolder(out):
+        with pytest.raises(HarnessError, match="another harness process is writing"):
+            run(_request(tiny_dir, tiny_suite, data_dir, out), plugins())
+
+
+def test_incompatible_run_folder_is_refused(tiny_dir, tiny_suite, data_dir, tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"run_format": 0, "harness_version": "0.0.1"}))
+    with pytest.raises(HarnessError, match="incompatible harness version"):
+        run(_request(tiny_dir, tiny_suite, data_dir, out), plugins())
+
+
+def test_unknown_defense_and_bad_config_fail_before_any_work(tiny_dir, tiny_suite, data_dir, tmp_path):
+    with pytest.raises(HarnessError, match="Did you mean 'self-reminder'"):
+        run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "a", defense="self-remindr"), plugins())
+    with pytest.raises(HarnessError, match="Valid keys: system_prompt, user_suffix"):
+        run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "b", defense="self-reminder",
+                     defense_config={"sytem_prompt": "x"}), plugins())
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,0 +1,112 @@
+"""Plugins: built-ins via entry points, a third-party distribution, block and allow lists."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.plugins import load_plugins, plugins
+
+PLUGIN = textwrap.dedent(
+    '''
+    from dataclasses import dataclass
+    from harness import hookimpl
+    from harness.defense import DefendedModel, Defense
+
+    @dataclass
+    class ShoutConfig:
+        word: str = "CAREFUL"
+
+    class Shout(Defense):
+        name = "shout"
+        description = "Example third-party defense: a one-word system prompt."
+        Config = ShoutConfig
+
+        def apply(self, loaded, ctx):
+            word = self.config.word
+            return DefendedModel(loaded.model, loaded.tokenizer,
+                                 transform=lambda m: [{"role": "system", "content": word}] + m,
+                                 info={"word": word})
+
+    @hookimpl
+    def register_defenses(register):
+        register(Shout)
+    '''
+)
+
+
+@pytest.fixture
+def third_party(tmp_path):
+    """A tiny installed-looking distribution: a module plus a dist-info with a real entry point."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "harness_shout.py").write_text(PLUGIN)
+    info = site / "harness_shout-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-shout\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text("[harness]\nshout = harness_shout\n")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    return env
+
+
+def _cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_builtins_are_registered_through_entry_points():
+    p = plugins()
+    assert {"none", "self-reminder"} <= set(p.defenses.names())
+    assert {"jbb-harmful", "xstest-safe"} <= set(p.benchmarks.names())
+    assert "keyword" in p.judges.names() and "smollm2-135m-instruct" in p.models.names()
+    assert p.defenses.entry("none").distribution == "defense-harness"
+    assert "defense-none" in p.loaded
+
+
+def test_unknown_name_lists_known_and_suggests():
+    with pytest.raises(HarnessError) as err:
+        plugins().benchmarks.get("xstest-saf")
+    assert "Did you mean 'xstest-safe'" in str(err.value) and "jbb-harmful" in str(err.value)
+
+
+def test_block_and_allow_lists(monkeypatch):
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "defense-self-reminder")
+    assert "self-reminder" not in load_plugins().defenses.names()
+    monkeypatch.delenv("HARNESS_BLOCK_PLUGINS")
+    monkeypatch.setenv("HARNESS_ALLOW_PLUGINS", "defense-none")
+    p = load_plugins()
+    assert p.defenses.names() == ["none"] and p.benchmarks.names() == []
+
+
+def test_registration_is_validated():
+    from harness.plugins import Registry, _check_plugin_class
+    from harness.defense import Defense
+
+    reg = Registry("defense", _check_plugin_class("defense", Defense))
+    with pytest.raises(HarnessError, match="must register a subclass of Defense"):
+        reg.add(object(), "p", ("d", "1"))
+
+    class NoConfig(Defense):
+        name = "x"
+
+    with pytest.raises(HarnessError, match="must set the class attribute 'Config'"):
+        reg.add(NoConfig, "p", ("d", "1"))
+
+
+def test_third_party_defense_is_listed_and_runs(third_party, tiny_dir, tiny_suite, data_dir, tmp_path):
+    listed = _cli(third_party, "list", "defenses")
+    assert listed.returncode == 0, listed.stderr
+    assert "shout" in listed.stdout and "harness-shout" in listed.stdout and "word: str = 'CAREFUL'" in listed.stdout
+    out = tmp_path / "run"
+    done = _cli(third_party, "run", "--defense", "shout", "--set", "word=HEY", "--model", str(tiny_dir),
+                "--suite", str(tiny_suite), "--data-dir", str(data_dir), "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["defense"]["distribution"] == "harness-shout" and manifest["defense"]["version"] == "0.3.0"
+    assert manifest["defense"]["info"] == {"word": "HEY"}
+    blocked = _cli(dict(third_party, HARNESS_BLOCK_PLUGINS="shout"), "run", "--defense", "shout")
+    assert blocked.returncode == 2 and "unknown defense 'shout'" in blocked.stderr
