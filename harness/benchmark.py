@@ -93,21 +93,35 @@ def stratified_subset(samples: list[Sample], limit: int | None, seed: int) -> li
     return sorted(picked, key=lambda s: order[s.id])
 
 
+def last_user_message(row: dict[str, Any]) -> str:
+    """The prompt of a chat-format record ``{"messages": [..., {"role": "user", "content": ...}]}``."""
+    turn = row["messages"][-1]
+    if turn["role"] != "user":
+        raise KeyError("the last message is not from the user")
+    return turn["content"]
+
+
 def table_loader(
     file: DataFile,
     *,
-    prompt: str,
+    prompt: str | Callable[[dict[str, Any]], str],
     id: str | None,
     harmful: bool,
     category: str | None = None,
     where: Callable[[dict[str, Any]], bool] | None = None,
     rows: Callable[[Any], list[dict[str, Any]]] | None = None,
     prefill: str | None = None,
+    meta: tuple[str, ...] | Callable[[dict[str, Any]], dict[str, Any]] = (),
+    strip: bool = True,
 ) -> Callable[[DataResolver], list[Sample]]:
     """A loader for the common case: one row per prompt in a CSV, JSON or JSONL file.
 
     ``prompt``/``id``/``category``/``prefill`` name columns (``id=None``: the row number);
-    ``where`` filters rows; ``rows`` extracts the row list from a parsed JSON document.
+    ``prompt`` may also be a function of the row (e.g. context + behavior, or a chat-message
+    field). ``where`` filters rows; ``rows`` extracts the row list from a parsed JSON document;
+    ``meta`` names columns copied into ``Sample.meta`` (or is a function of the row returning
+    that dict); ``strip=False`` keeps the prompt's outer whitespace (adversarial suffixes).
+    A row or document of the wrong shape is an error naming the file (and the row).
     """
     from harness.data import read_csv, read_json, read_jsonl, require_fields
 
@@ -120,22 +134,40 @@ def table_loader(
         else:
             table = read_json(path)
         if rows is not None:
-            table = rows(table)
-        needed = [c for c in (prompt, id, category, prefill) if c is not None]
-        require_fields(path, table, needed)
+            try:
+                table = rows(table)
+            except (KeyError, IndexError, TypeError, AttributeError) as err:
+                raise HarnessError(
+                    f"{path}: unexpected document layout ({type(err).__name__}: {err}). "
+                    "The file is not the expected version."
+                ) from None
+        if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
+            raise HarnessError(f"{path}: expected a list of records (objects or CSV rows).")
+        columns = [c for c in (prompt, id, category, prefill) if isinstance(c, str)]
+        if not callable(meta):
+            columns += list(meta)
+        require_fields(path, table, columns)
         out = []
         for n, row in enumerate(table):
-            if where is not None and not where(row):
-                continue
-            out.append(
-                Sample(
+            try:
+                if where is not None and not where(row):
+                    continue
+                text = prompt(row) if callable(prompt) else row[prompt]
+                extra = meta(row) if callable(meta) else {c: row[c] for c in meta}
+                sample = Sample(
                     id=str(row[id]) if id is not None else str(n),
-                    messages=user_turn(str(row[prompt]).strip()),
+                    messages=user_turn(str(text).strip() if strip else str(text)),
                     harmful=harmful,
                     category=str(row[category]) if category is not None else "",
                     prefill=str(row[prefill]) if prefill is not None else "",
+                    meta=dict(extra),
                 )
-            )
+            except (KeyError, IndexError, TypeError, AttributeError) as err:
+                raise HarnessError(
+                    f"{path}: record {n + 1}: unexpected layout ({type(err).__name__}: {err}). "
+                    "The file is not the expected version."
+                ) from None
+            out.append(sample)
         return out
 
     return load
