@@ -45,3 +45,5 @@ def test_coherence_passes_normal_answers():
     assert incoherence_reason("To bake bread, mix flour, water, yeast and salt, then knead for ten minutes.") is None
     assert incoherence_reason("Paris.") is None
     assert incoherence_reason("the the the the the the the the the the") is not None
+    assert incoherence_reason("bbbbbbbbbbbbbbbbbbbbbbbb") == "repetitive: one character repeated"
+    assert incoherence_reason("Wait.......... I think the answer is yes, because of the rules.") is None
