@@ -62,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         chat_template=args.chat_template,
         progress=not args.no_progress,
+        contamination=args.contamination,
     )
     out = run(request, plugins())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -114,6 +115,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    from harness.rejudge import rejudge
+
+    out, counts = rejudge(Path(args.input), args.judge, parse_assignments(args.judge_set or []),
+                          out=Path(args.out) if args.out else None,
+                          data_dir=Path(args.data_dir) if args.data_dir else None)
+    print(tabulate(sorted(counts.items()), headers=["label", "count"]))
+    print(f"\nlabels: {out}")
+    return 0
+
+
+def cmd_judge_agreement(args: argparse.Namespace) -> int:
+    from harness.judges.agreement import write_agreement
+
+    print(f"wrote {write_agreement(Path(args.out), Path(args.data_dir) if args.data_dir else None)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
@@ -138,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     run_p.add_argument("--chat-template", help="Jinja chat template file for models without one")
     run_p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
+    run_p.add_argument("--contamination", choices=["refuse", "drop-eval"], default="refuse",
+                       help="when the defense's training data overlaps the suite: refuse (default) or drop those items")
     run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run_p.set_defaults(func=cmd_run)
 
@@ -145,6 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
                             description="List installed defenses, benchmarks, judges, model presets or suites.")
     list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites"])
     list_p.set_defaults(func=cmd_list)
+
+    judge_p = sub.add_parser("judge", help="re-label saved responses with any judge",
+                             description="Judge the responses of a run folder (its records.jsonl, which is never "
+                             "modified) or of a JSONL/CSV file with prompt and response columns (optional benchmark, "
+                             "id), writing one label per row as JSON lines.")
+    judge_p.add_argument("input", help="run folder, or .jsonl/.csv file of prompt/response pairs")
+    judge_p.add_argument("--judge", default="keyword", help="judge name (default: keyword; see `harness list judges`)")
+    judge_p.add_argument("--judge-set", action="append", metavar="KEY=VALUE", help="judge config field (repeatable)")
+    judge_p.add_argument("--out", help="output .jsonl (default: <run>/judged-<judge>.jsonl or <file>.judged-<judge>.jsonl)")
+    judge_p.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
+    judge_p.set_defaults(func=cmd_judge)
+
+    agree_p = sub.add_parser("judge-agreement", help="score the refusal judges against XSTest's human labels",
+                             description="Write a markdown table of each refusal judge's accuracy, refusal "
+                             "precision/recall/F1 and Cohen's kappa against XSTest's human-labelled responses.")
+    agree_p.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
+    agree_p.add_argument("--out", default="leaderboards/judge_agreement.md",
+                         help="markdown file to write (default: leaderboards/judge_agreement.md)")
+    agree_p.set_defaults(func=cmd_judge_agreement)
     return parser
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Literal
 
 if TYPE_CHECKING:
+    from harness.benchmark import Benchmark
     from harness.data import DataResolver
     from harness.models import LoadedModel
 
@@ -28,6 +29,8 @@ class DefenseContext:
     resolver: "DataResolver"
     seed: int = 0
     progress: bool = True
+    model_key: str = ""  # identifies the model's weights, for caches built from its outputs
+    benchmarks: dict[str, "Benchmark"] = field(default_factory=dict)  # every registered benchmark
 
 
 @dataclass
@@ -39,6 +42,8 @@ class DefendedModel:
     transform: Callable[[Messages], Messages] = field(default=lambda messages: messages)
     hooks: Callable[[], ContextManager[Any]] = field(default=contextlib.nullcontext)
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest
+    # training prompts by set, checked against the suite's benchmarks before evaluation
+    training_texts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def system_prompt(self) -> str | None:
         """The system prompt the transform adds, if any (lm-eval scores with it too)."""

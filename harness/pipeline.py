@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import harness
 from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
@@ -46,6 +46,7 @@ class RunRequest:
     trust_remote_code: bool = False
     chat_template: str | None = None
     progress: bool = True
+    contamination: Literal["refuse", "drop-eval"] = "refuse"  # when training overlaps the suite
 
 
 def _suite(plugins: Plugins, name: str) -> Suite:
@@ -139,14 +140,21 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         import torch
 
         torch.manual_seed(request.seed)
-        ctx = DefenseContext(work_dir=out / "defense", resolver=resolver, seed=request.seed, progress=request.progress)
+        model_key = loaded.info.get("sha256") or loaded.info.get("revision") or loaded.info["location"]
+        ctx = DefenseContext(work_dir=out / "defense", resolver=resolver, seed=request.seed, progress=request.progress,
+                             model_key=model_key, benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()})
         defended = defense_cls(config).apply(loaded, ctx)
         timings["defense_s"] = time.time() - t0
         manifest["defense"]["info"] = defended.info
+        folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
+
+        # 4b. contamination: what the defense trained on against what the suite evaluates
+        suite_samples = {b.name: stratified_subset(b.samples(resolver), limit, suite.seed) for b, limit in benchmarks}
+        excluded = _contamination(defended, suite_samples, request.contamination, manifest)
 
         # 5. generate and judge
         for bench, limit in benchmarks:
-            samples = stratified_subset(bench.samples(resolver), limit, suite.seed)
+            samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
             if not samples:
                 raise HarnessError(f"benchmark {bench.name!r} has no items after filtering (limit {limit}).")
             todo = [s for s in samples if (bench.name, s.id) not in done]
@@ -181,7 +189,7 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         records = folder.read_records()
         metrics: dict[str, Any] = {"run_id": run_id, "benchmarks": {}}
         for bench, limit in benchmarks:
-            rows = [r for r in records if r["benchmark"] == bench.name]
+            rows = [r for r in records if r["benchmark"] == bench.name and (bench.name, r["id"]) not in excluded]
             metrics["benchmarks"][bench.name] = {
                 "category": bench.category,
                 "metric": bench.metric,
@@ -194,3 +202,25 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         manifest["status"] = "complete"
         folder.write_manifest(manifest)
     return out
+
+
+def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any]) -> set[tuple[str, str]]:
+    """Check the defense's training prompts against the suite; refuse, or drop the overlapping items."""
+    from harness import contamination
+
+    if not defended.training_texts:
+        manifest["contamination"] = {"checked": False, "reason": "the defense trains on nothing"}
+        return set()
+    evals = {name: [(s.id, s.prompt) for s in samples] for name, samples in suite_samples.items()}
+    report = contamination.check(defended.training_texts, evals)
+    found = {(e, i) for per_eval in report.values() for e, o in per_eval.items() for i in o.eval_ids}
+    manifest["contamination"] = {"checked": True, "policy": policy, "overlaps": contamination.summary(report),
+                                 "excluded_items": len(found) if policy == "drop-eval" else 0}
+    if found and policy == "refuse":
+        worst = ", ".join(f"{t} vs {e}" for t, per in report.items() for e in per)
+        raise HarnessError(
+            f"the defense's training data overlaps {len(found)} evaluation item(s) of this suite ({worst}); "
+            "the scores would be inflated. Fix the training data, or pass --contamination drop-eval to "
+            "leave those items out of scoring (recorded in the manifest)."
+        )
+    return found if policy == "drop-eval" else set()

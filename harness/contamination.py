@@ -1,0 +1,96 @@
+"""Overlap between training and evaluation text: exact (after normalising) and near duplicates.
+
+A defense trained on its own test prompts scores well for the wrong reason (Circuit Breakers'
+XSTest numbers are contaminated that way). Texts are lower-cased, stripped of punctuation and
+white-space-folded; near duplicates share at least ``near`` of their word trigrams (Jaccard),
+found through an inverted index so thousands of texts compare in well under a second.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def _trigrams(norm: str) -> set[tuple[str, ...]]:
+    words = norm.split()
+    if len(words) < 3:
+        return {tuple(words)} if words else set()
+    return set(zip(words, words[1:], words[2:]))
+
+
+@dataclass
+class Overlap:
+    exact: list[tuple[str, str]] = field(default_factory=list)  # (train id, eval id)
+    near: list[tuple[str, str, float]] = field(default_factory=list)  # (train id, eval id, jaccard)
+
+    @property
+    def eval_ids(self) -> set[str]:
+        return {e for _, e in self.exact} | {e for _, e, _ in self.near}
+
+    @property
+    def train_ids(self) -> set[str]:
+        return {t for t, _ in self.exact} | {t for t, _, _ in self.near}
+
+
+class TextIndex:
+    """Training texts, indexed for exact and trigram-Jaccard lookups."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]):
+        self.exact: dict[str, list[str]] = defaultdict(list)
+        self.grams: dict[str, set[tuple[str, ...]]] = {}
+        self.postings: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for item_id, text in items:
+            norm = normalise(text)
+            self.exact[norm].append(item_id)
+            grams = _trigrams(norm)
+            self.grams[item_id] = grams
+            for g in grams:
+                self.postings[g].append(item_id)
+
+    def match(self, items: Iterable[tuple[str, str]], near: float = 0.8) -> Overlap:
+        out = Overlap()
+        for eval_id, text in items:
+            norm = normalise(text)
+            for train_id in self.exact.get(norm, []):
+                out.exact.append((train_id, eval_id))
+            if norm in self.exact:
+                continue
+            grams = _trigrams(norm)
+            shared = Counter(t for g in grams for t in self.postings.get(g, ()))
+            for train_id, k in shared.items():
+                jaccard = k / (len(grams) + len(self.grams[train_id]) - k)
+                if jaccard >= near:
+                    out.near.append((train_id, eval_id, round(jaccard, 3)))
+        return out
+
+
+def check(train: dict[str, list[tuple[str, str]]], evaluation: dict[str, list[tuple[str, str]]],
+          near: float = 0.8) -> dict[str, dict[str, Overlap]]:
+    """Every training set against every evaluation set: ``{train: {eval: Overlap}}``, overlaps only."""
+    report: dict[str, dict[str, Overlap]] = {}
+    for train_name, items in train.items():
+        index = TextIndex(items)
+        for eval_name, eval_items in evaluation.items():
+            overlap = index.match(eval_items, near)
+            if overlap.exact or overlap.near:
+                report.setdefault(train_name, {})[eval_name] = overlap
+    return report
+
+
+def summary(report: dict[str, dict[str, Overlap]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts for a manifest: training items and evaluation items involved, exact and near."""
+    return {
+        t: {e: {"exact_pairs": len(o.exact), "near_pairs": len(o.near), "eval_items": len(o.eval_ids),
+                "train_items": len(o.train_ids)} for e, o in evals.items()}
+        for t, evals in report.items()
+    }
