@@ -1,0 +1,9 @@
+"""The representation-training kit shared by every training-time defense.
+
+``layers``   find decoder layers, scale layer choices to a model's depth, capture hidden states
+             and stop the forward pass above the highest layer a loss needs
+``lora``     attach LoRA adapters through peft, with the symmetry broken on purpose
+``examples`` tokenised chat examples with the masks the losses need
+``losses``   rerouting, retain, cross-entropy, per-sample weights, coefficient schedules
+``trainer``  the loop: AdamW, accumulation, checkpoints and resume, loss log, NaN stop, accelerate
+"""

@@ -1,0 +1,260 @@
+"""The training loop every training-time defense shares.
+
+A defense hands over named streams of examples (e.g. ``harmful`` and ``retain``), the layers
+its losses read, and a loss function. The loop fixes the batches once (seeded), computes the
+frozen model's hidden states for them once (adapters off, only up to the highest layer), then
+steps AdamW with gradient accumulation under accelerate (one process, or DDP under
+``accelerate launch``). It logs every step as jsonlines, checkpoints adapters (safetensors)
+and optimizer state atomically, resumes from the last checkpoint, and stops on NaN/inf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError
+from harness.training.examples import ChatExample, Tokenized, collate, tokenize
+from harness.training.repmodel import RepresentationModel
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 128
+    weight_decay: float = 0.0
+    checkpoint_every: int = 20
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Batch:
+    tensors: dict[str, torch.Tensor]  # input_ids, attention_mask, mask, ce_mask (on device)
+    ref: dict[int, torch.Tensor]  # frozen-model hidden states at the loss layers
+    index: torch.Tensor  # positions of the examples in their stream (for per-sample weights)
+
+
+# loss_fn(step, total_steps, forward, batches) -> (loss, {component: value})
+# forward(batch, logits=False) runs the adapted model and returns {"hidden": ..., "logits": ...}
+LossFn = Callable[[int, int, Callable[..., dict[str, Any]], dict[str, Batch]], tuple[torch.Tensor, dict[str, float]]]
+
+
+class NonFiniteLoss(HarnessError):
+    pass
+
+
+def _order(n: int, count: int, seed: int) -> list[int]:
+    """``count`` example indices: seeded shuffles of 0..n-1, epoch after epoch."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < count:
+        epoch = list(range(n))
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    return order[:count]
+
+
+def _pad_stack(tensors: list[torch.Tensor], width: int) -> torch.Tensor:
+    out = tensors[0].new_zeros((len(tensors), width, tensors[0].shape[-1]))
+    for row, t in enumerate(tensors):
+        out[row, : t.shape[0]] = t
+    return out
+
+
+def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def train(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    streams: dict[str, Sequence[ChatExample]],
+    layers: Sequence[int],
+    loss_fn: LossFn,
+    settings: TrainSettings,
+    work_dir: Path,
+    *,
+    progress: bool = True,
+    reference: bool | Sequence[str] = True,
+) -> dict[str, Any]:
+    """Train the trainable parameters of ``model`` (a PeftModel); returns a summary.
+
+    ``reference``: which streams get frozen-model states (True: all, False: none, or their names).
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from safetensors.torch import load_file, save_file
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    accelerator = Accelerator(
+        cpu=not cuda,
+        mixed_precision="bf16" if cuda else "no",
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    rank, world = accelerator.process_index, accelerator.num_processes
+    torch.manual_seed(settings.seed)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    layers = sorted(set(layers))
+    total_micro = settings.steps * settings.grad_accum
+    device = accelerator.device
+
+    # 1. tokenise each stream once; this process takes every world-th micro-batch of a seeded order
+    rep = RepresentationModel(model)
+    tokenized: dict[str, list[Tokenized]] = {}
+    orders: dict[str, list[int]] = {}
+    for s_index, (name, examples) in enumerate(streams.items()):
+        if not examples:
+            raise HarnessError(f"training stream {name!r} has no examples.")
+        tokenized[name] = [tokenize(e, tokenizer, settings.max_length) for e in examples]
+        order = _order(len(examples), total_micro * world * settings.batch_size, settings.seed * 1000 + s_index)
+        chunks = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+        orders[name] = [i for chunk in chunks[rank::world] for i in chunk]
+
+    # 2. the frozen model's states, once per example (adapters off, only up to the highest layer).
+    # Right padding under a causal mask leaves real tokens' states unchanged, so they are sliced out.
+    refs: dict[str, list[dict[int, torch.Tensor]]] = {name: [] for name in streams}
+    ref_streams = set(streams) if reference is True else set(reference or ())
+    if ref_streams:
+        with torch.no_grad(), model.disable_adapter():
+            for name, items in tokenized.items():
+                if name not in ref_streams:
+                    continue
+                chunks = range(0, len(items), settings.batch_size)
+                for i in tqdm(chunks, desc=f"reference states: {name}", disable=not progress or rank > 0,
+                              leave=False):
+                    group = items[i : i + settings.batch_size]
+                    t = {k: v.to(device) for k, v in collate(group, tokenizer.pad_token_id).items()}
+                    with accelerator.autocast():
+                        hidden = rep(t["input_ids"], t["attention_mask"], layers)["hidden"]
+                    for row, item in enumerate(group):
+                        n = len(item.input_ids)
+                        refs[name].append({l: h[row, :n].detach() for l, h in hidden.items()})
+
+    def micro_batch(name: str, k: int) -> Batch:
+        idx = orders[name][k * settings.batch_size : (k + 1) * settings.batch_size]
+        tensors = {key: v.to(device) for key, v in collate([tokenized[name][i] for i in idx],
+                                                             tokenizer.pad_token_id).items()}
+        width = tensors["input_ids"].shape[1]
+        ref = {l: _pad_stack([refs[name][i][l] for i in idx], width) for l in layers} if name in ref_streams else {}
+        return Batch(tensors, ref, torch.tensor(idx, device=device))
+
+    # 3. optimiser, resume
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    rep, optimizer = accelerator.prepare(rep, optimizer)
+    ckpt = work_dir / "checkpoint"
+    log_path = work_dir / "loss_log.jsonl"
+    start = 0
+    if (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["settings"] != json.loads(json.dumps(asdict(settings))):
+            raise HarnessError(f"{ckpt} was written with other training settings; remove it to start over.")
+        adapter = load_file(str(ckpt / "adapter.safetensors"))
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, t in adapter.items():
+                named[n].copy_(t.to(named[n].device, named[n].dtype))
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device))
+        start = state["step"]
+        if log_path.is_file():  # drop log lines from steps after the checkpoint
+            kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < start]
+            log_path.write_text("".join(l + "\n" for l in kept))
+
+    def forward(batch: Batch, logits: bool = False) -> dict[str, Any]:
+        with accelerator.autocast():
+            return rep(batch.tensors["input_ids"], batch.tensors["attention_mask"], layers, logits=logits)
+
+    def save(step: int) -> None:
+        if not accelerator.is_main_process:
+            return
+
+        def write(folder: Path) -> None:
+            save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                      str(folder / "adapter.safetensors"))
+            torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+            (folder / "state.json").write_text(json.dumps({"step": step, "settings": asdict(settings)}))
+
+        _atomic_dir_write(ckpt, write)
+
+    # 4. the loop
+    model.train()
+    bar = tqdm(total=settings.steps, initial=start, desc="training", disable=not progress or rank > 0)
+    started = time.time()
+    last: dict[str, float] = {}
+    for step in range(start, settings.steps):
+        optimizer.zero_grad(set_to_none=True)
+        parts: dict[str, float] = {}
+        for micro in range(settings.grad_accum):
+            k = step * settings.grad_accum + micro
+            current = {name: micro_batch(name, k) for name in streams}
+            loss, comps = loss_fn(step, settings.steps, forward, current)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"training stopped at step {step}: the loss is {loss.item()} ({comps}). The last good "
+                    f"checkpoint is kept in {ckpt}. Lower the learning rate or the loss coefficients."
+                )
+            accelerator.backward(loss / settings.grad_accum)
+            for c, v in comps.items():
+                parts[c] = parts.get(c, 0.0) + v / settings.grad_accum
+        optimizer.step()
+        last = {"step": step, **parts, "elapsed_s": round(time.time() - started, 3)}
+        if accelerator.is_main_process:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(last) + "\n")
+        bar.set_postfix({c: f"{v:.3f}" for c, v in parts.items()})
+        bar.update(1)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            save(step + 1)
+    bar.close()
+    accelerator.wait_for_everyone()
+    model.eval()
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_disable()
+    return {"steps": settings.steps, "resumed_from": start, "last": last,
+            "train_s": time.time() - started, "world_size": world}
+
+
+def save_adapter(model: torch.nn.Module, work_dir: Path, summary: dict[str, Any]) -> None:
+    """Save the trained adapter (safetensors) and mark training finished."""
+    folder = Path(work_dir) / "adapter"
+    model.save_pretrained(folder, safe_serialization=True)
+    (Path(work_dir) / "trained.json").write_text(json.dumps(summary, default=str))
+
+
+def load_finished(model: torch.nn.Module, work_dir: Path) -> dict[str, Any] | None:
+    """Load a finished adapter into ``model`` (a PeftModel); None when training has not finished."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    marker = Path(work_dir) / "trained.json"
+    weights = Path(work_dir) / "adapter" / "adapter_model.safetensors"
+    if not (marker.is_file() and weights.is_file()):
+        return None
+    set_peft_model_state_dict(model, load_file(str(weights)))
+    return json.loads(marker.read_text())
