@@ -63,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         chat_template=args.chat_template,
         progress=not args.no_progress,
         contamination=args.contamination,
+        use_cache=not args.no_cache,
     )
     out = run(request, plugins())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
     run_p.add_argument("--contamination", choices=["refuse", "drop-eval"], default="refuse",
                        help="when the defense's training data overlaps the suite: refuse (default) or drop those items")
+    run_p.add_argument("--no-cache", action="store_true",
+                       help="generate every response again instead of reusing cached ones")
     run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run_p.set_defaults(func=cmd_run)
 

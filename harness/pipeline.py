@@ -18,7 +18,7 @@ from typing import Any, Literal
 import harness
 from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
 from harness.config import build_config
-from harness.data import DataResolver
+from harness.data import DataResolver, cache_dir
 from harness.defense import DefenseContext
 from harness.errors import HarnessError
 from harness.generation import generate_texts, render_prompt
@@ -26,6 +26,7 @@ from harness.metrics import summarize
 from harness.models import load_model
 from harness.plugins import Plugins
 from harness.provenance import fingerprint, git_commit, hardware, package_versions
+from harness.responsecache import ResponseCache
 from harness.runstore import RunFolder, safe_name
 from harness.suite import Suite, load_suite_file
 
@@ -47,6 +48,7 @@ class RunRequest:
     chat_template: str | None = None
     progress: bool = True
     contamination: Literal["refuse", "drop-eval"] = "refuse"  # when training overlaps the suite
+    use_cache: bool = True  # reuse responses generated before for the same model, defense and prompt
 
 
 def _suite(plugins: Plugins, name: str) -> Suite:
@@ -152,7 +154,13 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         suite_samples = {b.name: stratified_subset(b.samples(resolver), limit, suite.seed) for b, limit in benchmarks}
         excluded = _contamination(defended, suite_samples, request.contamination, manifest)
 
-        # 5. generate and judge
+        # 5. generate (or reuse cached responses) and judge, appending records per batch
+        cache = None
+        if request.use_cache:
+            cache = ResponseCache(cache_dir() / "responses.sqlite", {
+                "model": model_key, "defense": request.defense, "config": asdict(config), "seed": request.seed,
+                "generation": suite.generation.record()})
+        reused = 0
         for bench, limit in benchmarks:
             samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
             if not samples:
@@ -163,27 +171,34 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             t0 = time.time()
             prompts = [render_prompt(defended, list(s.messages), s.prefill) for s in todo]
             judge_info = judge.describe(bench)
-            for batch in generate_texts(defended, prompts, suite.generation, desc=bench.name, progress=request.progress):
+
+            def record(batch: list[tuple[int, str]], cached: bool) -> None:
                 items = [todo[i] for i, _ in batch]
                 responses = [text for _, text in batch]
                 verdicts = judge.judge(bench, [s.prompt for s in items], responses)
                 folder.append_records(
-                    {
-                        "benchmark": bench.name,
-                        "id": s.id,
-                        "category": s.category,
-                        "harmful": s.harmful,
-                        "messages": list(s.messages),
-                        "prefill": s.prefill,
-                        "response": response,
-                        "label": v.label,
-                        "reason": v.reason,
-                        "judge": judge_info,
-                        "generation": suite.generation.record(),
-                    }
+                    {"benchmark": bench.name, "id": s.id, "category": s.category, "harmful": s.harmful,
+                     "messages": list(s.messages), "prefill": s.prefill, "response": response, "label": v.label,
+                     "reason": v.reason, "judge": judge_info, "generation": suite.generation.record(),
+                     "cached": cached}
                     for s, response, v in zip(items, responses, verdicts)
                 )
+
+            hits = cache.get_many(prompts) if cache else {}
+            if hits:
+                record(sorted(hits.items()), cached=True)
+                reused += len(hits)
+            missing = [i for i in range(len(prompts)) if i not in hits]
+            for batch in generate_texts(defended, [prompts[i] for i in missing], suite.generation, desc=bench.name,
+                                        progress=request.progress):
+                batch = [(missing[j], text) for j, text in batch]
+                if cache:
+                    cache.put_many([(prompts[i], text) for i, text in batch])
+                record(batch, cached=False)
             timings[f"generate_{bench.name}_s"] = time.time() - t0
+        if cache:
+            cache.close()
+        manifest["cached_responses"] = reused
 
         # 6. score
         records = folder.read_records()

@@ -81,3 +81,19 @@ def test_unknown_defense_and_bad_config_fail_before_any_work(tiny_dir, tiny_suit
         run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "b", defense="self-reminder",
                      defense_config={"sytem_prompt": "x"}), plugins())
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_responses_are_reused_across_runs_and_suites(tiny_dir, tiny_suite, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    first = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "a"), plugins())
+    second = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "b"), plugins())
+    a = [json.loads(x) for x in (first / "records.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (second / "records.jsonl").read_text().splitlines()]
+    assert not any(r["cached"] for r in a) and all(r["cached"] for r in b)
+    assert sorted((r["id"], r["response"]) for r in a) == sorted((r["id"], r["response"]) for r in b)
+    assert json.loads((second / "manifest.json").read_text())["cached_responses"] == len(b)
+    fresh = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "c", use_cache=False), plugins())
+    assert not any(json.loads(x)["cached"] for x in (fresh / "records.jsonl").read_text().splitlines())
+    # another defense config is another cache scope
+    other = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "d", defense="self-reminder"), plugins())
+    assert not any(json.loads(x)["cached"] for x in (other / "records.jsonl").read_text().splitlines())
