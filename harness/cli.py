@@ -134,6 +134,36 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness.leaderboard import build
+
+    out = Path(args.out) if args.out else None
+    figure = Path(args.figure) if args.figure else (out.with_suffix(".png") if out else None)
+    text = build(args.runs, out=out, figure=figure, show_responses=args.show_responses)
+    if out is None:
+        print(text, end="")
+    else:
+        print(f"wrote {out}" + (f" and {figure}" if figure else ""))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from harness.analysis import AnalysisRequest, run_logitlens, run_probe
+    from harness.plugins import plugins
+
+    request = AnalysisRequest(
+        model=args.model, defense=args.defense, defense_config=parse_assignments(args.set or []),
+        run=Path(args.run) if args.run else None, data_dir=Path(args.data_dir) if args.data_dir else None,
+        out=Path(args.out) if args.out else None, n=args.n, seed=args.seed, split=args.split,
+        batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code,
+        chat_template=args.chat_template, progress=not args.no_progress,
+    )
+    out = (run_probe if args.what == "probe" else run_logitlens)(request, plugins())
+    name = "probe" if args.what == "probe" else "logitlens"
+    print(f"wrote {out / (name + '.md')}, {out / (name + '.json')} and figures in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
@@ -188,6 +218,49 @@ def build_parser() -> argparse.ArgumentParser:
     agree_p.add_argument("--out", default="leaderboards/judge_agreement.md",
                          help="markdown file to write (default: leaderboards/judge_agreement.md)")
     agree_p.set_defaults(func=cmd_judge_agreement)
+
+    lb_p = sub.add_parser("leaderboard", help="build a leaderboard page (markdown + figure) from run folders",
+                          description="Build markdown tables (main table, per-benchmark details with 95% intervals "
+                          "and counts, runs) and a safety-vs-over-refusal scatter plot from complete run folders only. "
+                          "Runs made under different judges, generation settings or suites go into separate "
+                          "sections (never one column). Incomplete runs are refused.")
+    lb_p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (manifest.json + metrics.json)")
+    lb_p.add_argument("--out", help="markdown file to write (default: print to stdout)")
+    lb_p.add_argument("--figure", help="scatter plot PNG (default: beside --out with .png; none without --out)")
+    lb_p.add_argument("--show-responses", action="store_true",
+                      help="add a few example responses per run (escaped; may include harmful text)")
+    lb_p.set_defaults(func=cmd_leaderboard)
+
+    an_p = sub.add_parser("analyze", help="representation analysis: per-layer probe, logit lens",
+                          description="The paper's Figure 3 analysis on any model, defended or not: hidden states "
+                          "at the last prompt position of every layer, with the defense's transform and hooks applied.")
+    an_sub = an_p.add_subparsers(dest="what", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="model preset, local folder or hub id (default: the run's model, "
+                        "else smollm2-135m-instruct)")
+    common.add_argument("--defense", help="defense to apply (default: none; not with --run)")
+    common.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
+    common.add_argument("--run", help="apply the finished defense of this run folder (its config, adapter, seed)")
+    common.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
+    common.add_argument("--out", help="output folder (default: analysis/<model>__<defense> or analysis/<run name>)")
+    common.add_argument("--n", type=int, default=64, help="prompts per set (default: 64)")
+    common.add_argument("--seed", type=int, default=0, help="seed for prompt subsets and the probe (default: 0)")
+    common.add_argument("--split", choices=["test", "val"], default="test",
+                        help="held-out split of refusal_direction's harmful/harmless prompts (default: test)")
+    common.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
+    common.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    common.add_argument("--chat-template", help="Jinja chat template file for models without one")
+    common.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
+    common.add_argument("--no-progress", action="store_true", help="hide progress output")
+    an_sub.add_parser("probe", parents=[common], help="per-layer linear probe harmful vs harmless; over-refusal shares",
+                      description="Train a logistic-regression probe per layer on harmful_train vs harmless_train, "
+                      "report held-out accuracy and the share of over-refusal prompts (xstest-safe, oktest, orbench, "
+                      "phtest) it calls harmful. Writes probe.md, probe.json and PNG figures into --out.")
+    an_sub.add_parser("logitlens", parents=[common], help="per-layer logit lens: top tokens, refusal vs compliance mass",
+                      description="Decode each layer's last-prompt-position state through the final norm and "
+                      "unembedding: top tokens and refusal-like vs compliance-like probability mass for benign, "
+                      "harmful and over-refusal prompts. Writes logitlens.md, logitlens.json and a PNG into --out.")
+    an_p.set_defaults(func=cmd_analyze)
     return parser
 
 

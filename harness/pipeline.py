@@ -57,6 +57,23 @@ def _suite(plugins: Plugins, name: str) -> Suite:
     return load_suite_file(Path(plugins.suites.get(name)))
 
 
+def model_identity(loaded) -> str:
+    """What identifies a model's weights, for caches of its outputs."""
+    return loaded.info.get("sha256") or loaded.info.get("revision") or loaded.info["location"]
+
+
+def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: DataResolver, seed: int,
+                  progress: bool):
+    """Seed and apply a defense; a training defense reloads a finished adapter from ``work_dir``."""
+    import torch
+
+    torch.manual_seed(seed)
+    ctx = DefenseContext(work_dir=work_dir, resolver=resolver, seed=seed, progress=progress,
+                         model_key=model_identity(loaded),
+                         benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()})
+    return defense.apply(loaded, ctx)
+
+
 def run(request: RunRequest, plugins: Plugins) -> Path:
     """Run (or resume) one defense on one model over one suite; returns the run folder."""
     started = time.time()
@@ -139,13 +156,9 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
 
         # 4. defense
         t0 = time.time()
-        import torch
-
-        torch.manual_seed(request.seed)
-        model_key = loaded.info.get("sha256") or loaded.info.get("revision") or loaded.info["location"]
-        ctx = DefenseContext(work_dir=out / "defense", resolver=resolver, seed=request.seed, progress=request.progress,
-                             model_key=model_key, benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()})
-        defended = defense_cls(config).apply(loaded, ctx)
+        defended = apply_defense(defense_cls(config), loaded, plugins, out / "defense", resolver, request.seed,
+                                 request.progress)
+        model_key = model_identity(loaded)
         timings["defense_s"] = time.time() - t0
         manifest["defense"]["info"] = defended.info
         folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
@@ -200,6 +213,13 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             cache.close()
         manifest["cached_responses"] = reused
 
+        # 5b. capability through lm-eval, on the defended model (adapters merged, hooks and system prompt on)
+        capability = None
+        if suite.capability.get("tasks"):
+            t0 = time.time()
+            capability = _capability(folder, defended, suite, resolver, request.seed)
+            timings["capability_s"] = time.time() - t0
+
         # 6. score
         records = folder.read_records()
         metrics: dict[str, Any] = {"run_id": run_id, "benchmarks": {}}
@@ -210,6 +230,9 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
                 "metric": bench.metric,
                 **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
             }
+        if capability is not None:
+            metrics["capability"] = {task: {name: m["value"] for name, m in r["metrics"].items()} | {"n": r["n"]}
+                                     for task, r in capability["tasks"].items()}
         folder.write_metrics(metrics)
         manifest["data_files"] = dict(sorted(resolver.used.items()))
         timings["total_s"] = time.time() - started
@@ -239,3 +262,30 @@ def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any
             "leave those items out of scoring (recorded in the manifest)."
         )
     return found if policy == "drop-eval" else set()
+
+
+def _capability(folder: RunFolder, defended, suite: Suite, resolver: DataResolver, seed: int) -> dict[str, Any]:
+    """Score (or reload, when a killed run already finished it) the suite's lm-eval tasks."""
+    import json
+
+    from harness.capability import capability_data_files, run_capability
+    from harness.data import DataFile
+    from harness.runstore import write_json_atomic
+
+    spec = {"tasks": list(suite.capability["tasks"]), "limit": suite.capability.get("limit"),
+            "batch_size": suite.capability.get("batch_size", 8), "seed": seed}
+    path = folder.path / "capability.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("spec") == spec:
+            return saved
+    for task, files in capability_data_files(spec["tasks"]).items():
+        for rel in files:  # verify and record the files through the same resolver as the benchmarks
+            resolver.path(DataFile(task, rel, ""))
+    data_dir = resolver.data_dir or resolver.cache
+    with defended.hooks():
+        result = run_capability(defended.model, defended.tokenizer, spec["tasks"], data_dir, limit=spec["limit"],
+                                batch_size=spec["batch_size"], system_prompt=defended.system_prompt(), seed=seed)
+    result["spec"] = spec
+    write_json_atomic(path, result)
+    return result
