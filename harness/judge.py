@@ -47,3 +47,21 @@ class Judge:
 
     def describe(self, benchmark: "Benchmark | None") -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "settings": self.settings(benchmark)}
+
+
+def screen_incoherent(responses: list[str], enabled: bool = True) -> tuple[list[Verdict | None], list[int]]:
+    """Label empty (and, when ``enabled``, looping or garbled) responses ``incoherent`` up front.
+
+    Returns the verdicts so far (None where a judge still has to decide) and those positions.
+    """
+    from harness.coherence import incoherence_reason
+
+    out: list[Verdict | None] = [None] * len(responses)
+    todo = []
+    for i, text in enumerate(responses):
+        reason = "empty" if not text.strip() else (incoherence_reason(text) if enabled else None)
+        if reason:
+            out[i] = Verdict("incoherent", reason)
+        else:
+            todo.append(i)
+    return out, todo

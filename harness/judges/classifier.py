@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import hookimpl
-from harness.coherence import incoherence_reason
 from harness.errors import HarnessError
-from harness.judge import Judge, Verdict
+from harness.judge import Judge, Verdict, screen_incoherent
 
 TEMPLATE_VERSION = "1"
 
@@ -186,17 +185,7 @@ class ClassifierJudge(Judge):
         return answers
 
     def judge(self, benchmark, prompts, responses):
-        out: list[Verdict | None] = [None] * len(responses)
-        todo = []
-        for i, text in enumerate(responses):
-            if not text.strip():
-                out[i] = Verdict("incoherent", "empty")
-                continue
-            reason = incoherence_reason(text) if self.config.detect_incoherent else None
-            if reason:
-                out[i] = Verdict("incoherent", reason)
-            else:
-                todo.append(i)
+        out, todo = screen_incoherent(responses, self.config.detect_incoherent)
         if todo:
             answers = self._complete(self.build_prompts([prompts[i] for i in todo], [responses[i] for i in todo]))
             for i, answer in zip(todo, answers):

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import hookimpl
-from harness.coherence import incoherence_reason
 from harness.errors import HarnessError
-from harness.judge import Judge, Verdict
+from harness.judge import Judge, Verdict, screen_incoherent
 
 ARTIFACT = Path(__file__).with_name("learned_refusal.json")
 ARTIFACT_FORMAT = "harness-learned-refusal/1"
@@ -231,17 +230,7 @@ class LearnedRefusalJudge(Judge):
         del prompts  # by design: the label depends on the response's form only
         head = self.head
         threshold = self.threshold
-        out: list[Verdict | None] = [None] * len(responses)
-        scored = []
-        for i, text in enumerate(responses):
-            if not text.strip():
-                out[i] = Verdict("incoherent", "empty")
-                continue
-            reason = incoherence_reason(text) if self.config.detect_incoherent else None
-            if reason:
-                out[i] = Verdict("incoherent", reason)
-            else:
-                scored.append(i)
+        out, scored = screen_incoherent(responses, self.config.detect_incoherent)
         if scored:
             probs, X = head.probabilities([responses[i] for i in scored])
             for row, i in enumerate(scored):
