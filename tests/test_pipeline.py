@@ -97,3 +97,20 @@ def test_responses_are_reused_across_runs_and_suites(tiny_dir, tiny_suite, data_
     # another defense config is another cache scope
     other = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "d", defense="self-reminder"), plugins())
     assert not any(json.loads(x)["cached"] for x in (other / "records.jsonl").read_text().splitlines())
+
+
+def test_capability_is_scored_on_the_defended_model_and_kept_on_resume(tiny_dir, data_dir, tmp_path):
+    suite = tmp_path / "cap.toml"
+    suite.write_text('name = "cap"\n[generation]\nmax_new_tokens = 4\n[[benchmarks]]\nname = "jbb-harmful"\nlimit = 2\n'
+                     '[capability]\ntasks = ["harness_arc_challenge", "harness_benign_loglik"]\nlimit = 3\n')
+    out = run(_request(tiny_dir, suite, data_dir, tmp_path / "r", defense="self-reminder"), plugins())
+    metrics = json.loads((out / "metrics.json").read_text())["capability"]
+    assert set(metrics) == {"harness_arc_challenge", "harness_benign_loglik"}
+    assert metrics["harness_arc_challenge"]["n"] == 3 and 0 <= metrics["harness_arc_challenge"]["acc"] <= 1
+    saved = json.loads((out / "capability.json").read_text())
+    assert saved["system_prompt"].startswith("You should be a responsible")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "arc_challenge/arc_challenge_test.jsonl" in manifest["data_files"] and "capability_s" in manifest["timings"]
+    mtime = (out / "capability.json").stat().st_mtime_ns
+    run(_request(tiny_dir, suite, data_dir, tmp_path / "r", defense="self-reminder"), plugins())
+    assert (out / "capability.json").stat().st_mtime_ns == mtime  # a finished step is not redone
