@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +118,9 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
     from harness.judges.keyword import KeywordConfig, KeywordJudge
 
     evals, unchecked = eval_texts(benchmarks, resolver)
-    key = fingerprint({"model": model_key, "cfg": cfg.__dict__, "seed": seed, "evals": sorted(evals),
-                       "v": 1})[:16]
+    # only the data fields: a defense config that extends TrainingDataConfig shares the cache
+    sizes = {f.name: getattr(cfg, f.name) for f in fields(TrainingDataConfig)}
+    key = fingerprint({"model": model_key, "cfg": sizes, "seed": seed, "evals": sorted(evals), "v": 1})[:16]
     path = cache_dir() / "trainsets" / f"{key}.json"
     report: dict[str, Any] = {"cache": str(path), "unchecked_benchmarks": unchecked, "sources": {}}
 
