@@ -17,7 +17,7 @@ both terms. Layer numbers are given for a ``reference_depth``-layer model and sc
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import torch

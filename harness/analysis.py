@@ -509,7 +509,7 @@ def _header(title: str, info: dict[str, Any], report: dict[str, Any], request: A
         f"- **defense config**: {md_escape(config, 2000) or '(no settings)'}",
         f"- **prompts per set** (asked {report['n_requested']}, seed {report['seed']}, held-out split "
         f"`{report['split']}`): " + ", ".join(f"{md_escape(k)} {v}" for k, v in report["sizes"].items()),
-        f"- **dropped as also in the probe's training prompts**: "
+        "- **dropped as also in the probe's training prompts**: "
         + (", ".join(f"{md_escape(k)} {v}" for k, v in report["dropped_as_in_training"].items()) or "(not checked: no training set)"),
         "- **position**: the last prompt token (end of the assistant header), defense transform and hooks applied",
         "",

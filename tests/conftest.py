@@ -19,6 +19,18 @@ def _data_dir() -> Path:
 os.environ.setdefault("HARNESS_CACHE_DIR", str(Path.home() / ".cache" / "harness-tests"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The test models are tiny: on a shared 2-core machine a second torch thread only adds contention
+    (measured several times slower under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = _data_dir()

@@ -18,13 +18,6 @@ from harness.plugins import plugins
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # on a shared 2-core machine one thread is faster for a model this small
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_probe_reports_every_layer_and_the_over_refusal_shares(tiny_dir, data_dir, tmp_path):

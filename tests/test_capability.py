@@ -42,15 +42,6 @@ def tiny_folder(tmp_path_factory) -> Path:
     return tiny_model_dir(tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's ops are microseconds; a second thread only adds contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _load(folder):

@@ -23,13 +23,6 @@ from defenses.repbend import RepBend, RepBendConfig, kl_to_reference, last_promp
 SMALL = dict(n_harmful_self=4, n_many_shot=4, n_retain=4, n_borderline=4, completion_tokens=8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # on a shared 2-core machine one thread is several times faster for a model this small
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

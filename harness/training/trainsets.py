@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from harness import contamination
