@@ -17,7 +17,7 @@ The adapter is saved (safetensors) and reloaded on a resumed run, then merged in
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from harness import hookimpl
 from harness.defense import DefendedModel, Defense, DefenseContext
@@ -58,11 +58,6 @@ class RefusalSFTConfig(TrainingDataConfig):
             raise ValueError("steps, batch_size and n_refusal must be positive")
 
 
-def data_config(cfg: TrainingDataConfig) -> TrainingDataConfig:
-    """Only the data fields, so defenses with the same data sizes share the training-set cache."""
-    return TrainingDataConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrainingDataConfig)})
-
-
 def refusal_examples(requests: list[str], n: int, seed: int) -> list[ChatExample]:
     """``n`` harmful requests (seeded sample) each paired with a seeded choice of refusal, CE on."""
     rng = random.Random(seed)
@@ -80,7 +75,7 @@ class RefusalSFT(Defense):
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         cfg = self.config
         base = DefendedModel(loaded.model, loaded.tokenizer)
-        data = build(ctx.model_key, base, ctx.resolver, ctx.benchmarks, data_config(cfg), seed=ctx.seed,
+        data = build(ctx.model_key, base, ctx.resolver, ctx.benchmarks, cfg, seed=ctx.seed,
                      progress=ctx.progress)
         refuse = refusal_examples(data.harmful_requests, cfg.n_refusal, ctx.seed)
         benign_src = list(data.retain) + (list(data.borderline) if cfg.borderline_in_benign else [])

@@ -67,7 +67,6 @@ from harness.training.lora import attach_lora
 from harness.training.refusals import REFUSALS
 from harness.training.trainer import TrainSettings, load_finished, save_adapter, train
 from harness.training.trainsets import TrainingDataConfig, build
-from defenses.refusal_sft import data_config
 
 
 @dataclass
@@ -184,7 +183,7 @@ class RepBend(Defense):
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         cfg = self.config
         base = DefendedModel(loaded.model, loaded.tokenizer)
-        data = build(ctx.model_key, base, ctx.resolver, ctx.benchmarks, data_config(cfg), seed=ctx.seed,
+        data = build(ctx.model_key, base, ctx.resolver, ctx.benchmarks, cfg, seed=ctx.seed,
                      progress=ctx.progress)
         depth = loaded.model.config.num_hidden_layers
         lo, hi = (max(1, scale_layers([v], depth, cfg.reference_depth)[0]) for v in cfg.bend_layers)

@@ -17,7 +17,7 @@ from harness.training.layers import forward_until
 from harness.training.refusals import REFUSALS
 from harness.training.trainsets import build
 from defenses.refusal_direction import RefusalDirection, RefusalDirectionConfig
-from defenses.refusal_sft import RefusalSFT, RefusalSFTConfig, data_config
+from defenses.refusal_sft import RefusalSFT, RefusalSFTConfig
 from defenses.repbend import RepBend, RepBendConfig, kl_to_reference, last_prompt_index, pairwise_cosine
 
 SMALL = dict(n_harmful_self=4, n_many_shot=4, n_retain=4, n_borderline=4, completion_tokens=8)
@@ -41,7 +41,7 @@ def _ctx(work, data_dir, benchmarks):
 def data(tiny_dir, data_dir, benchmarks):
     loaded = load_model(str(tiny_dir))
     return build("tiny", DefendedModel(loaded.model, loaded.tokenizer), DataResolver(data_dir), benchmarks,
-                 data_config(RefusalSFTConfig(**SMALL)), progress=False)
+                 RefusalSFTConfig(**SMALL), progress=False)
 
 
 def _nll(model, tok, examples):
