@@ -39,7 +39,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from harness.errors import HarnessError, unknown_name
+from harness.errors import HarnessError, halve_batch, unknown_name
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_eval_tasks"
 
@@ -182,6 +182,7 @@ def run_capability(
     with the lm-eval version, prompt rule, data-file sha256s and config fingerprint per task.
     """
     import lm_eval
+    import torch
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
@@ -236,25 +237,33 @@ def run_capability(
                 instruction, mode = system_prompt, "chat_system_message"
             else:  # lm-eval joins the system text to the prompt with no separator
                 instruction, mode = system_prompt.rstrip() + "\n\n", "plain_text_prefix"
-            out = lm_eval.simple_evaluate(
-                model=lm,
-                tasks=[task_obj],
-                task_manager=manager,
-                samples={task: doc_ids} if doc_ids is not None else None,
-                system_instruction=instruction,
-                apply_chat_template=chat,
-                fewshot_as_multiturn=chat,
-                log_samples=False,
-                bootstrap_iters=1000,
-                random_seed=seed,
-                numpy_random_seed=seed,
-                torch_random_seed=seed,
-                fewshot_random_seed=seed,
-            )
+            while True:
+                try:
+                    out = lm_eval.simple_evaluate(
+                        model=lm,
+                        tasks=[task_obj],
+                        task_manager=manager,
+                        samples={task: doc_ids} if doc_ids is not None else None,
+                        system_instruction=instruction,
+                        apply_chat_template=chat,
+                        fewshot_as_multiturn=chat,
+                        log_samples=False,
+                        bootstrap_iters=1000,
+                        random_seed=seed,
+                        numpy_random_seed=seed,
+                        torch_random_seed=seed,
+                        fewshot_random_seed=seed,
+                    )
+                    break
+                except torch.OutOfMemoryError:  # a smaller batch fits: keep going rather than lose the run
+                    batch_size = halve_batch(batch_size, f"lm-eval scoring of {task}", "Lower [capability] "
+                                             "batch_size or limit in the suite, or run on a device with more memory.")
+                    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
             metrics, filt = _metrics(out["results"][task], out["higher_is_better"].get(task, {}))
             report["tasks"][task] = {
                 "metrics": metrics,
                 "filter": filt,
+                "batch_size": batch_size,
                 "n": int(out["n-samples"][task]["effective"]),
                 "n_available": n_total,
                 "doc_ids": doc_ids,

@@ -133,7 +133,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
             except StopIteration:
                 break
             except csv.Error as err:
-                raise HarnessError(f"{path}:{reader.line_num}: malformed CSV ({err}).") from None
+                raise HarnessError(f"{path}:{reader.line_num}: malformed CSV ({err}). Fix or re-download the file.") from None
             if not row:
                 continue
             if len(row) != len(header):
@@ -151,7 +151,7 @@ def read_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}:{err.lineno}:{err.colno}: malformed JSON ({err.msg}).") from None
+        raise HarnessError(f"{path}:{err.lineno}:{err.colno}: malformed JSON ({err.msg}). Fix or re-download the file.") from None
 
 
 def read_jsonl(path: Path) -> list[Any]:
@@ -164,7 +164,7 @@ def read_jsonl(path: Path) -> list[Any]:
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise HarnessError(f"{path}:{lineno}: malformed JSON line ({err.msg}).") from None
+                raise HarnessError(f"{path}:{lineno}: malformed JSON line ({err.msg}). Fix or re-download the file.") from None
     return out
 
 

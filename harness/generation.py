@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from harness.defense import DefendedModel, Messages
+from harness.errors import halve_batch
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,21 @@ def generate_texts(
         kwargs.update(temperature=None, top_p=None, top_k=None)
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
     tok.padding_side = "left"
+    size, start = settings.batch_size, 0
     with defended.hooks(), torch.inference_mode():
-        for start in range(0, len(order), settings.batch_size):
-            idx = order[start : start + settings.batch_size]
+        while start < len(order):
+            idx = order[start : start + size]
             batch = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(device) for k, v in batch.items()}
-            out = model.generate(**batch, **kwargs)
+            try:
+                out = model.generate(**batch, **kwargs)
+            except torch.OutOfMemoryError:  # a smaller batch fits: keep going rather than lose the run
+                size = halve_batch(size, "generation", "Lower max_new_tokens in the suite's [generation], "
+                                   "use a smaller model, or run on a device with more memory.")
+                continue
             new = out[:, batch["input_ids"].shape[1] :]
             texts = tok.batch_decode(new, skip_special_tokens=True)
+            start += len(idx)
             bar.update(len(idx))
             yield list(zip(idx, texts))
     bar.close()

@@ -32,7 +32,7 @@ def test_mismatched_tokenizer_is_a_clear_error(tiny_dir, tmp_path):
     cfg = AutoModelForCausalLM.from_pretrained(tiny_dir).config.to_dict()
     cfg["vocab_size"] = 100
     LlamaForCausalLM(LlamaConfig(**cfg)).save_pretrained(small)
-    with pytest.raises(HarnessError, match="do not belong together"):
+    with pytest.raises(HarnessError, match="do not belong together. Load the tokenizer saved with the model"):
         load_model(str(small))
 
 

@@ -70,8 +70,12 @@ def test_incompatible_run_folder_is_refused(tiny_dir, tiny_suite, data_dir, tmp_
     out = tmp_path / "old"
     out.mkdir()
     (out / "manifest.json").write_text(json.dumps({"run_format": 0, "harness_version": "0.0.1"}))
-    with pytest.raises(HarnessError, match="incompatible harness version"):
+    (out / "records.jsonl").write_text('{"old": 1}\n')
+    with pytest.raises(HarnessError, match=r"incompatible harness version.*Use a new --out folder, or the harness "
+                                           r"version named in its manifest \(0.0.1\)"):
         run(_request(tiny_dir, tiny_suite, data_dir, out), plugins())
+    assert json.loads((out / "manifest.json").read_text())["run_format"] == 0  # nothing overwritten
+    assert (out / "records.jsonl").read_text() == '{"old": 1}\n'
 
 
 def test_unknown_defense_and_bad_config_fail_before_any_work(tiny_dir, tiny_suite, data_dir, tmp_path):

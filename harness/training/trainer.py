@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from harness import faults
 from harness.errors import HarnessError
 from harness.training.examples import ChatExample, Tokenized, collate, tokenize
 from harness.training.repmodel import RepresentationModel
@@ -83,7 +84,21 @@ def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
     old = target.with_name(target.name + ".old")
     if target.exists():
         os.replace(target, old)
+    faults.checkpoint("train.swap")
     os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _recover_swap(target: Path) -> None:
+    """Finish a checkpoint swap that a kill interrupted (between the two renames of ``_atomic_dir_write``).
+
+    With ``target`` gone, ``target.tmp`` was complete (it is renamed only after it is written) and is newer
+    than ``target.old``.
+    """
+    tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        os.replace(tmp if tmp.exists() else old, target)
     if old.exists():
         shutil.rmtree(old)
 
@@ -171,20 +186,29 @@ def train(
     ckpt = work_dir / "checkpoint"
     log_path = work_dir / "loss_log.jsonl"
     start = 0
+    if accelerator.is_main_process:
+        _recover_swap(ckpt)
+    accelerator.wait_for_everyone()
     if (ckpt / "state.json").is_file():
-        state = json.loads((ckpt / "state.json").read_text())
+        try:
+            state = json.loads((ckpt / "state.json").read_text())
+            adapter = load_file(str(ckpt / "adapter.safetensors"))
+            optim_state = torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device)
+        except Exception as err:  # checkpoints are written atomically: this one was damaged afterwards
+            raise HarnessError(
+                f"{ckpt} is damaged ({type(err).__name__}: {err}). Remove that folder to train from the start."
+            ) from None
         if state["settings"] != json.loads(json.dumps(asdict(settings))):
             raise HarnessError(f"{ckpt} was written with other training settings; remove it to start over.")
-        adapter = load_file(str(ckpt / "adapter.safetensors"))
         named = dict(model.named_parameters())
         with torch.no_grad():
             for n, t in adapter.items():
                 named[n].copy_(t.to(named[n].device, named[n].dtype))
-        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True, map_location=device))
+        optimizer.load_state_dict(optim_state)
         start = state["step"]
-        if log_path.is_file():  # drop log lines from steps after the checkpoint
-            kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < start]
-            log_path.write_text("".join(l + "\n" for l in kept))
+    if log_path.is_file() and accelerator.is_main_process:  # drop steps after the checkpoint, and a torn line
+        lines = log_path.read_text().splitlines(keepends=True)
+        log_path.write_text("".join(l for l in lines if l.endswith("\n") and json.loads(l)["step"] < start))
 
     def forward(batch: Batch, logits: bool = False) -> dict[str, Any]:
         with accelerator.autocast():
@@ -229,8 +253,10 @@ def train(
                 fh.write(json.dumps(last) + "\n")
         bar.set_postfix({c: f"{v:.3f}" for c, v in parts.items()})
         bar.update(1)
+        faults.checkpoint("train.step")
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save(step + 1)
+            faults.checkpoint("train.checkpoint")
     bar.close()
     accelerator.wait_for_everyone()
     model.eval()
