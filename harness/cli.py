@@ -1,7 +1,7 @@
 """The ``harness`` command line.
 
     harness run --defense mosr [--model NAME] [--suite quick] [--set key=value ...]
-    harness list defenses|benchmarks|judges|models|suites
+    harness list defenses|benchmarks|judges|models|suites|backends
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tabulate import tabulate
 from harness.config import config_fields, parse_assignments
 from harness.errors import HarnessError
 
-RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config"}
+RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config", "backend", "backend_config"}
 
 
 def _read_run_file(path: str) -> dict[str, Any]:
@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     defense_config.update(parse_assignments(args.set or []))
     judge_config = dict(file.get("judge_config", {}))
     judge_config.update(parse_assignments(args.judge_set or []))
+    backend_config = dict(file.get("backend_config", {}))
+    backend_config.update(parse_assignments(args.backend_set or []))
     request = RunRequest(
         defense=args.defense or file.get("defense", "none"),
         defense_config=defense_config,
@@ -64,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         contamination=args.contamination,
         use_cache=not args.no_cache,
+        backend=args.backend or file.get("backend", "transformers"),
+        backend_config=backend_config,
     )
     out = run(request, plugins())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -103,6 +107,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[n, e.obj.description, e.obj.source, "yes" if e.obj.gpu_only else "", e.distribution]
                 for n, e in sorted(p.models.items.items())]
         headers = ["model", "description", "weights", "GPU only", "from"]
+    elif args.what == "backends":
+        rows = [[n, e.obj.description, _fields_text(e.obj.Config), e.obj.install or "(built in)", e.distribution]
+                for n, e in sorted(p.backends.items.items())]
+        headers = ["backend", "description", "config fields", "install", "from"]
     else:
         from harness.suite import load_suite_file
 
@@ -196,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.set_defaults(func=cmd_run)
 
     list_p = sub.add_parser("list", help="list installed plugins and their config fields",
-                            description="List installed defenses, benchmarks, judges, model presets or suites.")
-    list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites"])
+                            description="List installed defenses, benchmarks, judges, model presets, suites or "
+                            "generation backends.")
+    list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites", "backends"])
     list_p.set_defaults(func=cmd_list)
 
     judge_p = sub.add_parser("judge", help="re-label saved responses with any judge",
@@ -231,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="add a few example responses per run (escaped; may include harmful text)")
     lb_p.set_defaults(func=cmd_leaderboard)
 
+    run_p.add_argument("--backend", help="generation backend (default: transformers; see `harness list backends`)")
+    run_p.add_argument("--backend-set", action="append", metavar="KEY=VALUE",
+                       help="backend config field (repeatable)")
     an_p = sub.add_parser("analyze", help="representation analysis: per-layer probe, logit lens",
                           description="The paper's Figure 3 analysis on any model, defended or not: hidden states "
                           "at the last prompt position of every layer, with the defense's transform and hooks applied.")

@@ -30,3 +30,8 @@ def register_models(register):
 @hookspec
 def register_suites(register):
     """Call ``register(path)`` for each suite file (TOML, see ``harness.suite``)."""
+
+
+@hookspec
+def register_backends(register):
+    """Call ``register(BackendClass)`` for each generation backend (a subclass of ``harness.backend.Backend``)."""

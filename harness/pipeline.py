@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import harness
+from harness.backend import DEFAULT_BACKEND
 from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
 from harness.config import build_config
 from harness.data import DataResolver, cache_dir
 from harness.defense import DefenseContext
+from harness import faults
 from harness.errors import HarnessError
-from harness.generation import generate_texts, render_prompt
+from harness.generation import render_prompt
 from harness.metrics import summarize
 from harness.models import load_model
 from harness.plugins import Plugins
@@ -49,6 +51,11 @@ class RunRequest:
     progress: bool = True
     contamination: Literal["refuse", "drop-eval"] = "refuse"  # when training overlaps the suite
     use_cache: bool = True  # reuse responses generated before for the same model, defense and prompt
+    backend: str = DEFAULT_BACKEND  # generation backend (harness list backends)
+    backend_config: dict[str, Any] = field(default_factory=dict)
+    # (benchmark, item id) pairs left out of generation and scoring, e.g. validation items that
+    # overlap a test benchmark (harness tune); part of the run's identity when not empty
+    exclude: frozenset[tuple[str, str]] = frozenset()
 
 
 def _suite(plugins: Plugins, name: str) -> Suite:
@@ -83,6 +90,10 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
     defense_entry = plugins.defenses.entry(request.defense)
     defense_cls = defense_entry.obj
     config = build_config(defense_cls.Config, request.defense_config, f"defense {request.defense!r}")
+    backend_entry = plugins.backends.entry(request.backend)
+    backend = backend_entry.obj(build_config(backend_entry.obj.Config, request.backend_config,
+                                             f"backend {request.backend!r}"))
+    backend.require()  # a missing engine is reported before the model loads and the defense trains
     suite = _suite(plugins, request.suite)
     benchmarks: list[tuple[Benchmark, int | None]] = [
         (plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks
@@ -102,6 +113,10 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         "judge": judge.describe(None),
         "seed": request.seed,
     }
+    if request.exclude:
+        identity["exclude"] = sorted(map(list, request.exclude))
+    if request.backend != DEFAULT_BACKEND:  # outputs can differ slightly; the default keeps published run ids
+        identity["backend"] = request.backend
     run_id = fingerprint(identity)[:10]
 
     # 2. folder
@@ -131,6 +146,8 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             "suite": {"name": suite.name, "path": suite.path, "sha256": suite.sha256,
                       "benchmarks": [asdict(e) for e in suite.benchmarks]},
             "generation": suite.generation.record(),
+            "backend": {**backend.describe(), "plugin": backend_entry.plugin,
+                        "distribution": backend_entry.distribution, "version": backend_entry.version},
             "judge": {**judge.describe(None), "distribution": judge_entry.distribution},
             "seed": request.seed,
             "plugins": {name: {"distribution": d, "version": v} for name, (d, v) in plugins.loaded.items()},
@@ -139,8 +156,8 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             "hardware": hardware(),
             "resumed": (previous.get("resumed", 0) + 1) if previous else 0,
         }
+        done = {(r["benchmark"], r["id"]) for r in folder.read_records()}  # refuses a corrupt file untouched
         folder.write_manifest(manifest)
-        done = {(r["benchmark"], r["id"]) for r in folder.read_records()}
 
         # 3. model
         t0 = time.time()
@@ -162,22 +179,30 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         timings["defense_s"] = time.time() - t0
         manifest["defense"]["info"] = defended.info
         folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
+        backend.check(defended)  # e.g. vllm refuses activation hooks
 
         # 4b. contamination: what the defense trained on against what the suite evaluates
         suite_samples = {b.name: stratified_subset(b.samples(resolver), limit, suite.seed) for b, limit in benchmarks}
         excluded = _contamination(defended, suite_samples, request.contamination, manifest)
+        excluded |= set(request.exclude)
 
         # 5. generate (or reuse cached responses) and judge, appending records per batch
         cache = None
         if request.use_cache:
             cache = ResponseCache(cache_dir() / "responses.sqlite", {
                 "model": model_key, "defense": request.defense, "config": asdict(config), "seed": request.seed,
-                "generation": suite.generation.record()})
+                "generation": suite.generation.record(),
+                **({"backend": request.backend} if request.backend != DEFAULT_BACKEND else {})})
         reused = 0
         for bench, limit in benchmarks:
             samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
             if not samples:
-                raise HarnessError(f"benchmark {bench.name!r} has no items after filtering (limit {limit}).")
+                raise HarnessError(
+                    f"benchmark {bench.name!r} has no items after filtering (suite limit {limit}, "
+                    f"{len(suite_samples[bench.name])} selected before leaving out items that overlap the "
+                    "defense's training data or are excluded). "
+                    "Raise its limit in the suite, or remove the benchmark from the suite."
+                )
             todo = [s for s in samples if (bench.name, s.id) not in done]
             if not todo:
                 continue
@@ -196,14 +221,15 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
                      "cached": cached}
                     for s, response, v in zip(items, responses, verdicts)
                 )
+                faults.checkpoint("generate.batch")
 
             hits = cache.get_many(prompts) if cache else {}
             if hits:
                 record(sorted(hits.items()), cached=True)
                 reused += len(hits)
             missing = [i for i in range(len(prompts)) if i not in hits]
-            for batch in generate_texts(defended, [prompts[i] for i in missing], suite.generation, desc=bench.name,
-                                        progress=request.progress):
+            for batch in backend.generate(defended, [prompts[i] for i in missing], suite.generation, desc=bench.name,
+                                          progress=request.progress):
                 batch = [(missing[j], text) for j, text in batch]
                 if cache:
                     cache.put_many([(prompts[i], text) for i, text in batch])
@@ -211,6 +237,7 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             timings[f"generate_{bench.name}_s"] = time.time() - t0
         if cache:
             cache.close()
+        backend.close()
         manifest["cached_responses"] = reused
 
         # 5b. capability through lm-eval, on the defended model (adapters merged, hooks and system prompt on)
@@ -234,6 +261,7 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             metrics["capability"] = {task: {name: m["value"] for name, m in r["metrics"].items()} | {"n": r["n"]}
                                      for task, r in capability["tasks"].items()}
         folder.write_metrics(metrics)
+        faults.checkpoint("score.metrics")
         manifest["data_files"] = dict(sorted(resolver.used.items()))
         timings["total_s"] = time.time() - started
         manifest["timings"] = timings
@@ -287,5 +315,6 @@ def _capability(folder: RunFolder, defended, suite: Suite, resolver: DataResolve
         result = run_capability(defended.model, defended.tokenizer, spec["tasks"], data_dir, limit=spec["limit"],
                                 batch_size=spec["batch_size"], system_prompt=defended.system_prompt(), seed=seed)
     result["spec"] = spec
+    faults.checkpoint("capability.scored")
     write_json_atomic(path, result)
     return result

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pluggy
 
 from harness import hookspecs
+from harness.backend import Backend
 from harness.benchmark import Benchmark
 from harness.defense import Defense
 from harness.errors import HarnessError, unknown_name
@@ -106,6 +107,7 @@ class Plugins:
     judges: Registry
     models: Registry
     suites: Registry
+    backends: Registry
     loaded: dict[str, tuple[str, str]]  # entry-point name -> (distribution, version)
 
 
@@ -140,6 +142,7 @@ def load_plugins() -> Plugins:
         "judges": Registry("judge", _check_plugin_class("judge", Judge)),
         "models": Registry("model preset", _check_instance("model preset", ModelPreset)),
         "suites": Registry("suite", _check_suite),
+        "backends": Registry("backend", _check_plugin_class("backend", Backend)),
     }
     for hook_name, key in [
         ("register_defenses", "defenses"),
@@ -147,6 +150,7 @@ def load_plugins() -> Plugins:
         ("register_judges", "judges"),
         ("register_models", "models"),
         ("register_suites", "suites"),
+        ("register_backends", "backends"),
     ]:
         # Call each implementation on its own so every registered object knows its plugin.
         for impl in getattr(pm.hook, hook_name).get_hookimpls():

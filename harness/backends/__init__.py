@@ -1,0 +1,1 @@
+"""The built-in generation backends, each announced by its own entry point (see ``harness.backend``)."""
