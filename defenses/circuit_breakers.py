@@ -25,6 +25,7 @@ import torch
 from harness import hookimpl
 from harness.defense import DefendedModel, Defense, DefenseContext
 from harness.models import LoadedModel
+from harness.search import Choice, LogUniform
 from harness.training import losses
 from harness.training.examples import ChatExample
 from harness.training.layers import scale_layers
@@ -138,9 +139,21 @@ class RepresentationDefense(Defense):
         return DefendedModel(merged, loaded.tokenizer, info=info, training_texts=data.texts())
 
 
+# NOTES.md: between "retain wins, nothing changes" and "rerouting wins, everything breaks" lies a
+# window, found by the learning rate and the balance of the two terms. 40 steps is the per-trial
+# training budget shared by every training defense.
+RR_SEARCH_SPACE = {
+    "steps": Choice((40,)),
+    "lr": LogUniform(2e-4, 2e-3),
+    "retain_coef": LogUniform(0.3, 3.0),
+    "schedule": Choice(("rr", "constant")),
+}
+
+
 class CircuitBreakers(RepresentationDefense):
     name = "circuit-breakers"
     description = "Representation rerouting (Zou et al. 2024): LoRA pushes harmful states orthogonal, keeps benign ones."
+    search_space = RR_SEARCH_SPACE
 
 
 @hookimpl

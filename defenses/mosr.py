@@ -32,7 +32,8 @@ from harness.training import losses
 from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until
 from harness.training.refusals import REFUSALS
-from defenses.circuit_breakers import RepresentationDefense, RRConfig
+from defenses.circuit_breakers import RR_SEARCH_SPACE, RepresentationDefense, RRConfig
+from harness.search import LogUniform
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Mosr(RepresentationDefense):
     name = "mosr"
     description = "RR + Overlap-Aware Loss Weighting + Context-Aware Augmentation (reconstruction of arXiv 2511.19009)."
     Config = MosrConfig
+    # RR's space plus the weight of CAA's refusal cross-entropy; the ablations search the same space
+    search_space = {**RR_SEARCH_SPACE, "caa_ce_weight": LogUniform(0.1, 1.0)}
 
     def streams(self, data, tokenizer):
         streams = super().streams(data, tokenizer)

@@ -44,6 +44,7 @@ from harness.data import read_json
 from harness.defense import DefendedModel, Defense, DefenseContext
 from harness.models import LoadedModel
 from harness.provenance import fingerprint
+from harness.search import Choice, LogUniform
 from harness.training.layers import decoder_layers, forward_until
 from harness.training.trainsets import HARMFUL_TRAIN, HARMLESS_TRAIN, eval_texts
 
@@ -164,6 +165,8 @@ class RefusalDirection(Defense):
     description = "Adds the difference-in-means refusal direction (Arditi et al. 2024) to the residual stream."
     kind = "inference"
     Config = RefusalDirectionConfig
+    # where the direction is added (fraction of depth) and how strongly
+    search_space = {"layer": Choice((0.3, 0.45, 0.6, 0.75)), "strength": LogUniform(0.3, 3.0)}
 
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         from safetensors import safe_open

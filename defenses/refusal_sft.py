@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from harness import hookimpl
 from harness.defense import DefendedModel, Defense, DefenseContext
 from harness.models import LoadedModel
+from harness.search import Choice, LogUniform, Uniform
 from harness.training import losses
 from harness.training.examples import ChatExample
 from harness.training.layers import scale_layers
@@ -71,6 +72,7 @@ class RefusalSFT(Defense):
     description = "LoRA SFT toward refusals on harmful requests and the model's own answers on benign ones."
     kind = "training"
     Config = RefusalSFTConfig
+    search_space = {"steps": Choice((40,)), "lr": LogUniform(5e-5, 5e-4), "harmful_fraction": Uniform(0.2, 0.6)}
 
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         cfg = self.config

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from harness import hookimpl
 from harness.defense import DefendedModel, Defense, DefenseContext
 from harness.models import LoadedModel
+from harness.search import Choice, LogUniform
 from harness.training import losses
 from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until, scale_layers
@@ -166,6 +167,8 @@ class RepBend(Defense):
                    "ones, clusters harmful requests, KL on retain.")
     kind = "training"
     Config = RepBendConfig
+    search_space = {"steps": Choice((40,)), "lr": LogUniform(2e-4, 2e-3), "unsafe_coef": LogUniform(0.1, 1.0),
+                    "safe_coef": LogUniform(0.2, 2.0)}
 
     def streams(self, data, seed: int) -> tuple[dict[str, list[ChatExample]], list[ChatExample]]:
         """The training streams, and each harmful example's request paired with a refusal."""

@@ -52,7 +52,7 @@ from harness.generation import render_prompt
 from harness.pipeline import apply_defense
 from harness.leaderboard import fmt, md_escape
 from harness.runstore import RunFolder, safe_name, write_json_atomic
-from harness.training.trainsets import HARMFUL_TRAIN, HARMLESS_TRAIN
+from harness.training.trainsets import HARMFUL_TRAIN, HARMFUL_VAL, HARMLESS_TRAIN, HARMLESS_VAL
 
 OVER_REFUSAL_BENCHMARKS = ("xstest-safe", "oktest", "orbench", "phtest")
 
@@ -69,12 +69,7 @@ HELD_OUT = {
         DataFile("refusal_direction_splits", f"{_SPLITS}/harmless_test.json",
                  "1b5930ce5e855ada758b3116ce7c4aaea9b9d05f8cdd77b385511d4c84173b19"),
     ),
-    "val": (
-        DataFile("refusal_direction_splits", f"{_SPLITS}/harmful_val.json",
-                 "305f1d1e6dfa6c50a32d24a18ef815f42b5441eb83e6d7767d242107162fd9f4"),
-        DataFile("refusal_direction_splits", f"{_SPLITS}/harmless_val.json",
-                 "772010758e7d771ef4c7e5e4acdfd7598dcece1a6f383f20d382f640913a2a4d"),
-    ),
+    "val": (HARMFUL_VAL, HARMLESS_VAL),
 }
 
 

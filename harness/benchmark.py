@@ -49,6 +49,9 @@ class Benchmark:
     size: int  # the full item count, checked on load
     refusal_keywords: str = "refusal_direction_substring"  # which pinned keyword rule judges it
     citation: str = ""
+    # "validation" benchmarks are for tuning only: disjoint from every "test" one (checked by
+    # `harness tune`), never in a leaderboard suite
+    split: Literal["test", "validation"] = "test"
 
     @property
     def metric(self) -> str:

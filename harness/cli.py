@@ -172,6 +172,45 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.plugins import plugins
+    from harness.tuning import TuneRequest, tune
+
+    out = tune(TuneRequest(
+        defense=args.defense, model=args.model, suite=args.suite, budget=args.budget, seed=args.seed,
+        out=Path(args.out) if args.out else None, tune_dir=Path(args.tune_dir),
+        data_dir=Path(args.data_dir) if args.data_dir else None, fixed=parse_assignments(args.set or []),
+        rule=parse_assignments(args.rule or []), device=args.device, progress=not args.no_progress,
+    ), plugins())
+    selection = json.loads((out / "selection.json").read_text())
+    rows = []
+    for line in (out / "trials.jsonl").read_text().splitlines():
+        t = json.loads(line)
+        s = t["scores"]
+        rows.append([t["trial"], json.dumps(t["params"]), f"{s['asr']:.3f}", f"{s['benign_compliance']:.3f}",
+                     f"{s['borderline_compliance']:.3f}", f"{t['seconds']:.0f}",
+                     "*" if t["trial"] == selection["trial"] else ""])
+    base = selection["baseline"]
+    rows.append(["undefended", "", f"{base['asr']:.3f}", f"{base['benign_compliance']:.3f}",
+                 f"{base['borderline_compliance']:.3f}", "", ""])
+    print(tabulate(rows, headers=["trial", "params", "val ASR", "benign compl.", "borderline compl.", "s", "chosen"]))
+    print(f"\n{selection['reason']}.\nconfig: {out / 'best.toml'} (harness run --config {out / 'best.toml'})")
+    return 0
+
+
+def cmd_tradeoff(args: argparse.Namespace) -> int:
+    from harness.tuning import tradeoff_figure, tuning_report
+
+    studies = [Path(p) for p in args.studies]
+    figure = tradeoff_figure(studies, Path(args.out))
+    print(f"wrote {figure}")
+    if args.md:
+        md = Path(args.md)
+        md.write_text(tuning_report(studies, figure if figure.parent.resolve() == md.parent.resolve() else None))
+        print(f"wrote {md}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
@@ -200,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="when the defense's training data overlaps the suite: refuse (default) or drop those items")
     run_p.add_argument("--no-cache", action="store_true",
                        help="generate every response again instead of reusing cached ones")
+    run_p.add_argument("--backend", help="generation backend (default: transformers; see `harness list backends`)")
+    run_p.add_argument("--backend-set", action="append", metavar="KEY=VALUE",
+                       help="backend config field (repeatable)")
     run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run_p.set_defaults(func=cmd_run)
 
@@ -240,9 +282,38 @@ def build_parser() -> argparse.ArgumentParser:
                       help="add a few example responses per run (escaped; may include harmful text)")
     lb_p.set_defaults(func=cmd_leaderboard)
 
-    run_p.add_argument("--backend", help="generation backend (default: transformers; see `harness list backends`)")
-    run_p.add_argument("--backend-set", action="append", metavar="KEY=VALUE",
-                       help="backend config field (repeatable)")
+    tune_p = sub.add_parser("tune", help="search a defense's declared space on validation data, same budget for all",
+                            description="Run BUDGET trials of the defense (Latin-hypercube configs from its declared "
+                            "search space) on the validation suite, which is disjoint from every test benchmark, and "
+                            "pick one by the selection rule: the lowest validation ASR among trials keeping benign "
+                            "compliance >= min_benign_ratio x the undefended model's; ties to higher borderline "
+                            "compliance. Writes trials.jsonl, selection.json and best.toml (for `harness run "
+                            "--config`). Re-running the same command resumes.")
+    tune_p.add_argument("--defense", required=True, help="defense to tune (see `harness list defenses`)")
+    tune_p.add_argument("--model", default="smollm2-135m-instruct", help="model preset, folder or hub id")
+    tune_p.add_argument("--suite", default="validation", help="validation suite name or TOML (default: validation)")
+    tune_p.add_argument("--budget", type=int, default=4, help="trials (default: 4; keep it equal across defenses)")
+    tune_p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="defense config field fixed for every trial (repeatable; not a searched one)")
+    tune_p.add_argument("--rule", action="append", metavar="KEY=VALUE",
+                        help="selection rule field: min_benign_ratio (default 0.9), harmful, benign, borderline")
+    tune_p.add_argument("--out", help="study folder (default: <tune-dir>/<model>/<defense>)")
+    tune_p.add_argument("--tune-dir", default="tuning", help="parent of default study folders (default: tuning)")
+    tune_p.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
+    tune_p.add_argument("--seed", type=int, default=0, help="seed for the trial configs and every run (default: 0)")
+    tune_p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    tune_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    tune_p.set_defaults(func=cmd_tune)
+
+    trade_p = sub.add_parser("tradeoff", help="plot tuning trials: validation ASR vs over-refusal per defense",
+                             description="One scatter plot of every trial of the given tuning studies (validation "
+                             "ASR against val-borderline over-refusal) with each defense's Pareto front, its "
+                             "selected trial (star) and the undefended model (X).")
+    trade_p.add_argument("studies", nargs="+", metavar="STUDY_DIR", help="folders written by `harness tune`")
+    trade_p.add_argument("--out", required=True, help="PNG file to write")
+    trade_p.add_argument("--md", help="also write a markdown report: rule, budget, every trial, the choices")
+    trade_p.set_defaults(func=cmd_tradeoff)
+
     an_p = sub.add_parser("analyze", help="representation analysis: per-layer probe, logit lens",
                           description="The paper's Figure 3 analysis on any model, defended or not: hidden states "
                           "at the last prompt position of every layer, with the defense's transform and hooks applied.")

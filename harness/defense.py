@@ -55,13 +55,16 @@ class Defense:
     """Base class for defense plugins.
 
     Subclasses set ``name``, ``description``, ``kind`` and ``Config`` (a dataclass whose fields
-    are the defense's settings) and implement ``apply``.
+    are the defense's settings) and implement ``apply``; ``search_space`` declares what
+    ``harness tune`` may vary (harness.search), empty for a defense with nothing to tune.
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     kind: ClassVar[Literal["none", "inference", "training"]] = "inference"
     Config: ClassVar[type]
+    # what `harness tune` searches: Config field -> harness.search.Choice/Uniform/LogUniform
+    search_space: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Any):
         self.config = config
