@@ -165,8 +165,11 @@ class RefusalDirection(Defense):
     description = "Adds the difference-in-means refusal direction (Arditi et al. 2024) to the residual stream."
     kind = "inference"
     Config = RefusalDirectionConfig
-    # where the direction is added (fraction of depth) and how strongly
-    search_space = {"layer": Choice((0.3, 0.45, 0.6, 0.75)), "strength": LogUniform(0.3, 3.0)}
+    # where the direction is added (fraction of depth), how strongly, and at one layer or onward. On the
+    # default model a single-layer addition up to 2.85x the difference of means changed no answers,
+    # hence strengths up to 8 and the onward span.
+    search_space = {"layer": Choice((0.3, 0.45, 0.6, 0.75)), "strength": LogUniform(0.5, 8.0),
+                    "span": Choice(("single", "onward"))}
 
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         from safetensors import safe_open
