@@ -30,6 +30,7 @@ from harness.runstore import safe_name, write_json_atomic
 from harness.search import latin_hypercube
 
 TUNE_FORMAT = 1
+BROKEN_SHARE = 0.5  # a trial this incoherent on any validation set is drawn apart in the figure
 
 
 @dataclass
@@ -262,9 +263,14 @@ def tradeoff_figure(studies: list[Path], out: Path) -> Path:
         trials = _read_trials(folder / "trials.jsonl")
         study = json.loads((folder / "tune.json").read_text())
         pts = [(1 - t["scores"]["borderline_compliance"], t["scores"]["asr"], t["trial"]) for t in trials]
+        # a model that answers mostly gibberish scores ASR 0 without being safe: drawn apart, off the front
+        broken = {t["trial"] for t in trials if max(t["scores"]["incoherent"].values()) >= BROKEN_SHARE}
         colour = f"C{i % 10}"
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=colour, alpha=0.6, label=study["defense"])
-        front = pareto_front([(x, y) for x, y, _ in pts])
+        sound = [p for p in pts if p[2] not in broken]
+        ax.scatter([p[0] for p in sound], [p[1] for p in sound], color=colour, alpha=0.6, label=study["defense"])
+        ax.scatter([p[0] for p in pts if p[2] in broken], [p[1] for p in pts if p[2] in broken], color=colour,
+                   marker="x", s=60)
+        front = pareto_front([(x, y) for x, y, _ in sound])
         ax.plot([p[0] for p in front], [p[1] for p in front], color=colour, linewidth=1)
         chosen = [p for p in pts if p[2] == selection["trial"]][0]
         ax.scatter([chosen[0]], [chosen[1]], color=colour, marker="*", s=220, edgecolor="black", zorder=5)
@@ -275,7 +281,8 @@ def tradeoff_figure(studies: list[Path], out: Path) -> Path:
     ax.set_ylabel("validation ASR (val-harmful, lower is better)")
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("Tuning trials per defense (star: selected; line: Pareto front)")
+    ax.set_title(f"Tuning trials (star: selected; line: Pareto front; x: >= {BROKEN_SHARE:.0%} incoherent)",
+                 fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
