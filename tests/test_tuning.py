@@ -88,7 +88,7 @@ def test_tune_runs_resumes_and_writes_a_run_file(tiny_dir, tiny_val_suite, data_
     out = tune(request, plugins())
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [t["trial"] for t in trials] == [0, 1]
-    assert all(t["config"]["n_prompts"] == 16 and set(t["params"]) == {"layer", "strength"} for t in trials)
+    assert all(t["config"]["n_prompts"] == 16 and set(t["params"]) == {"layer", "span", "strength"} for t in trials)
     assert all(t["scores"]["n"] == {"val-harmful": 5, "val-harmless": 5, "val-borderline": 5} for t in trials)
     selection = json.loads((out / "selection.json").read_text())
     run_file = _read_run_file(str(out / "best.toml"))
