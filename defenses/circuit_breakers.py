@@ -30,22 +30,14 @@ from harness.training import losses
 from harness.training.examples import ChatExample
 from harness.training.layers import scale_layers
 from harness.training.lora import attach_lora
-from harness.training.trainer import Batch, TrainSettings, load_finished, save_adapter, train
-from harness.training.trainsets import TrainingData, TrainingDataConfig, build
+from harness.training.trainer import Batch, load_finished, save_adapter, train
+from harness.training.trainsets import LoraTrainingConfig, TrainingData, build
 
 
 @dataclass
-class RRConfig(TrainingDataConfig):
-    steps: int = 60
-    lr: float = 1e-3
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 128
-    lora_r: int = 16
-    lora_alpha: int = 16
+class RRConfig(LoraTrainingConfig):
     lora_layers: tuple[int, ...] = (0, 20)  # first and last adapted block, at reference_depth
     target_layers: tuple[int, ...] = (10, 20)  # rerouting layers (hidden-state numbering)
-    reference_depth: int | None = 32  # the depth the layer numbers refer to; None: absolute
     alpha: float = 10.0  # a in the coefficient schedule
     schedule: Literal["rr", "constant"] = "rr"  # constant: c_s = a, c_r = a * retain_coef
     retain_coef: float = 1.0
@@ -54,8 +46,6 @@ class RRConfig(TrainingDataConfig):
     exclude_massive_dims: bool = True
     b_init_std: float = 1e-3  # 0 reproduces peft's zero init (no gradient at step 0 in float32)
     borderline_in_retain: bool = True  # OR-Bench retain prompts join the retain set
-    checkpoint_every: int = 20
-    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         if len(self.lora_layers) != 2 or self.lora_layers[0] > self.lora_layers[1]:
@@ -122,9 +112,7 @@ class RepresentationDefense(Defense):
                      "cos": losses.mean_cosine(h_t, ref_t, hb.tensors["mask"], dims), **comps}
             return loss, comps
 
-        settings = TrainSettings(steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                                 max_length=cfg.max_length, checkpoint_every=cfg.checkpoint_every,
-                                 gradient_checkpointing=cfg.gradient_checkpointing, seed=ctx.seed)
+        settings = cfg.train_settings(ctx.seed)
         summary = load_finished(model, ctx.work_dir)
         if summary is None:
             summary = train(model, loaded.tokenizer, self.streams(data, loaded.tokenizer), layers, loss_fn, settings,

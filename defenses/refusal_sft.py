@@ -28,27 +28,19 @@ from harness.training.examples import ChatExample
 from harness.training.layers import scale_layers
 from harness.training.lora import attach_lora
 from harness.training.refusals import REFUSALS
-from harness.training.trainer import TrainSettings, load_finished, save_adapter, train
-from harness.training.trainsets import TrainingDataConfig, build
+from harness.training.trainer import load_finished, save_adapter, train
+from harness.training.trainsets import LoraTrainingConfig, build
 
 
 @dataclass
-class RefusalSFTConfig(TrainingDataConfig):
-    steps: int = 60
+class RefusalSFTConfig(LoraTrainingConfig):
     lr: float = 2e-4  # a usual LoRA SFT rate; CE gives a gradient from peft's zero init
     batch_size: int = 4  # examples of *each* kind (refusal, benign) per step
-    grad_accum: int = 1
-    max_length: int = 128
-    lora_r: int = 16
-    lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_layers: tuple[int, ...] = (0, 32)  # first and last adapted block, at reference_depth: all of them
-    reference_depth: int | None = 32  # the depth the layer numbers refer to; None: absolute
     n_refusal: int = 160  # harmful requests paired with a refusal (n_harmful_self + n_many_shot by default)
     harmful_fraction: float = 0.5  # share of the loss on refusal examples: the harmful:benign mix
     borderline_in_benign: bool = True  # OR-Bench retain prompts (compliant answers) join the benign set
-    checkpoint_every: int = 20
-    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         if len(self.lora_layers) != 2 or self.lora_layers[0] > self.lora_layers[1]:
@@ -99,9 +91,7 @@ class RefusalSFT(Defense):
                 parts[f"ce_{name}"] = ce.item()
             return loss, parts
 
-        settings = TrainSettings(steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                                 max_length=cfg.max_length, checkpoint_every=cfg.checkpoint_every,
-                                 gradient_checkpointing=cfg.gradient_checkpointing, seed=ctx.seed)
+        settings = cfg.train_settings(ctx.seed)
         summary = load_finished(model, ctx.work_dir)
         if summary is None:
             summary = train(model, loaded.tokenizer, {"refusal": refuse, "benign": benign}, [], loss_fn, settings,

@@ -66,23 +66,15 @@ from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until, scale_layers
 from harness.training.lora import attach_lora
 from harness.training.refusals import REFUSALS
-from harness.training.trainer import TrainSettings, load_finished, save_adapter, train
-from harness.training.trainsets import TrainingDataConfig, build
+from harness.training.trainer import load_finished, save_adapter, train
+from harness.training.trainsets import LoraTrainingConfig, build
 
 
 @dataclass
-class RepBendConfig(TrainingDataConfig):
-    steps: int = 60
-    lr: float = 1e-3
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 128
-    lora_r: int = 16
-    lora_alpha: int = 16
+class RepBendConfig(LoraTrainingConfig):
     lora_dropout: float = 0.05
     lora_layers: tuple[int, ...] = (0, 32)  # first and last adapted block, at reference_depth (paper: all)
     bend_layers: tuple[int, ...] = (20, 30)  # first and last bending layer (hidden-state numbering)
-    reference_depth: int | None = 32  # the depth the layer numbers refer to; None: absolute
     safe_layers: Literal["bend", "all"] = "bend"  # all: every layer from 1 to the top bending layer
     safe_coef: float = 0.5  # alpha: keep safe states
     unsafe_coef: float = 0.5  # beta: push harmful states away from the frozen model's
@@ -96,8 +88,6 @@ class RepBendConfig(TrainingDataConfig):
     refusals_in_safe: bool = True  # harmful requests + refusals join the safe set
     borderline_in_safe: bool = True
     b_init_std: float = 1e-3  # 0 reproduces peft's zero init (no distance gradient at step 0)
-    checkpoint_every: int = 20
-    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         for name in ("lora_layers", "bend_layers"):
@@ -237,9 +227,7 @@ class RepBend(Defense):
                 comps["pair"] = pair.item()
             return loss, comps
 
-        settings = TrainSettings(steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                                 max_length=cfg.max_length, checkpoint_every=cfg.checkpoint_every,
-                                 gradient_checkpointing=cfg.gradient_checkpointing, seed=ctx.seed)
+        settings = cfg.train_settings(ctx.seed)
         summary = load_finished(model, ctx.work_dir)
         if summary is None:
             summary = train(model, tok, streams, layers, loss_fn, settings, ctx.work_dir, progress=ctx.progress,

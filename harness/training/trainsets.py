@@ -27,6 +27,7 @@ from harness.errors import HarnessError
 from harness.generation import GenerationSettings, generate_texts, render_prompt
 from harness.provenance import fingerprint
 from harness.training.examples import ChatExample
+from harness.training.trainer import TrainSettings
 
 MANY_SHOT = DataFile("pyrit_many_shot", "pyrit_jailbreak_templates/many_shot_examples.json",
                      "35871679fc865ace138564cab78dc295885292918518fc5a69200aa7e06d91df")
@@ -53,6 +54,29 @@ class TrainingDataConfig:
     n_borderline: int = 128  # OR-Bench retain prompts with compliant answers
     completion_tokens: int = 64  # new tokens for the model's own completions
     near_duplicate: float = 0.8  # trigram Jaccard at which two texts count as the same
+
+
+@dataclass
+class LoraTrainingConfig(TrainingDataConfig):
+    """The LoRA and optimisation fields every LoRA-training defense shares (subclasses change defaults)."""
+
+    steps: int = 60
+    lr: float = 1e-3
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 128
+    lora_r: int = 16
+    lora_alpha: int = 16
+    lora_layers: tuple[int, ...] = (0, 32)  # first and last adapted block, at reference_depth
+    reference_depth: int | None = 32  # the depth the layer numbers refer to; None: absolute
+    checkpoint_every: int = 20
+    gradient_checkpointing: bool = False
+
+    def train_settings(self, seed: int) -> TrainSettings:
+        """These fields as the trainer's settings."""
+        return TrainSettings(steps=self.steps, lr=self.lr, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                             max_length=self.max_length, checkpoint_every=self.checkpoint_every,
+                             gradient_checkpointing=self.gradient_checkpointing, seed=seed)
 
 
 @dataclass
