@@ -196,16 +196,20 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
 
 
 def group_runs(runs: list[Run]) -> list[Section]:
-    """Runs grouped by setting (judge, generation, suite); sections and rows in a fixed order."""
+    """Runs grouped by model and setting (judge, generation, suite); sections and rows in a fixed order.
+
+    The model is part of the key because a Pareto front across models would compare a defense on one model
+    with another defense on another: each model gets its own section, table and figure panel.
+    """
     sections: dict[str, Section] = {}
     for run in runs:
-        key = run.setting()
+        key = {"model": run.model, **run.setting()}
         section = sections.setdefault(fingerprint(key), Section(key))
         section.runs.append(run)
     out = list(sections.values())
     for section in out:
         section.runs.sort(key=Run.sort_key)
-    out.sort(key=lambda s: (str(s.key["suite"]["name"]), json.dumps(s.key, sort_keys=True, default=str)))
+    out.sort(key=lambda s: (str(s.key["suite"]["name"]), s.key["model"], json.dumps(s.key, sort_keys=True, default=str)))
     return out
 
 
@@ -287,11 +291,13 @@ def _setting_lines(section: Section, letter: str) -> list[str]:
     decoding = "greedy" if not gen.get("do_sample") else (
         f"sampling (temperature {md_escape(gen.get('temperature'))}, top_p {md_escape(gen.get('top_p'))})")
     return [
-        f"## Setting {letter}: suite {md_escape(suite['name'])} ({md_escape(str(suite['sha256'])[:8])}), judge "
+        f"## Setting {letter}: model {md_escape(section.key['model'])}, suite {md_escape(suite['name'])} "
+        f"({md_escape(str(suite['sha256'])[:8])}), judge "
         f"{md_escape(judge['name'])} v{md_escape(judge['version'])} (settings "
         f"{fingerprint(judge.get('settings'))[:8]}), {md_escape(gen.get('max_new_tokens'))} new tokens, "
         f"{'greedy' if not gen.get('do_sample') else 'sampled'}",
         "",
+        f"- **model**: {md_escape(section.key['model'])}",
         f"- **suite**: {md_escape(suite['name'])} (file sha256 {md_escape(suite['sha256'])})",
         f"- **judge**: {md_escape(judge['name'])} version {md_escape(judge['version'])}; settings: {settings or '(none)'}",
         f"- **generation**: max_new_tokens={md_escape(gen.get('max_new_tokens'))}, {decoding}",
@@ -422,15 +428,25 @@ def scatter(sections: list[Section], path: Path) -> None:
         points = _points(section)
         front = pareto_front(points)
         runs = {r.run_id: r for r in section.runs}
-        for rid in sorted(points, key=lambda k: (points[k], k)):
-            x, y = points[rid]
-            on = rid in front
+        # runs that land on the same spot (to the plotted precision) share one label instead of overprinting
+        spots: dict[tuple[float, float], list[str]] = {}
+        for rid in sorted(points, key=lambda k: (points[k], runs[k].defense, k)):
+            spots.setdefault((round(points[rid][0], 2), round(points[rid][1], 2)), []).append(rid)
+        placed: list[tuple[float, float]] = []
+        for (x, y), rids in sorted(spots.items(), key=lambda item: (-item[0][1], item[0][0])):
+            on = any(rid in front for rid in rids)
             ax.scatter([x], [y], s=60 if on else 36, marker="*" if on else "o",
                        color="tab:red" if on else "tab:blue", zorder=3)
-            label = f"{runs[rid].defense} ({runs[rid].model})".replace("$", r"\$")
+            label = ", ".join(runs[rid].defense for rid in rids).replace("$", r"\$")
             right = x > 0.6  # labels of points near the right edge go to their left
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(-5 if right else 5, 4), fontsize=8,
-                        ha="right" if right else "left")
+            # nearby points would print their labels over each other: move a label down until it is clear
+            ly = y + 0.012
+            while any(abs(ly - py) < 0.035 and abs(x - px) < 0.3 for px, py in placed):
+                ly -= 0.035
+            placed.append((x, ly))
+            ax.annotate(label, (x, y), xytext=(x - 0.012 if right else x + 0.012, ly), fontsize=8,
+                        ha="right" if right else "left", va="bottom",
+                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if abs(ly - y) > 0.02 else None)
         if front:
             fx, fy = zip(*sorted(points[k] for k in front))
             ax.step(fx, fy, where="post", color="tab:red", linestyle="--", linewidth=1, label="Pareto front", zorder=2)
@@ -441,7 +457,7 @@ def scatter(sections: list[Section], path: Path) -> None:
         ax.set_ylabel("mean ASR (lower is better)")
         gen = section.key["generation"] or {}
         suite = section.key["suite"]
-        title = (f"Setting {letter}: suite {suite['name']} ({str(suite['sha256'])[:8]}), judge "
+        title = (f"Setting {letter}: {section.key['model']}\nsuite {suite['name']} ({str(suite['sha256'])[:8]}), judge "
                  f"{section.key['judge']['name']} v{section.key['judge']['version']} "
                  f"({fingerprint(section.key['judge'].get('settings'))[:8]}), {gen.get('max_new_tokens')} new "
                  f"tokens, {'greedy' if not gen.get('do_sample') else 'sampled'}")
@@ -518,9 +534,10 @@ def build(run_dirs: list[str | Path], *, out: Path | None = None, figure: Path |
     ]
     if len(sections) > 1:
         lines += [
-            f"The runs were made under {len(sections)} different settings (judge, generation settings or suite), so "
-            "they are shown in separate sections and figure panels; numbers from different sections are not "
-            "comparable.",
+            f"The runs fall into {len(sections)} settings (model, judge, generation settings or suite), shown in "
+            "separate sections and figure panels, each with its own Pareto front. Sections that differ only in the "
+            "model share columns and can be read side by side; numbers from sections with a different judge, "
+            "generation settings or suite are not comparable.",
             "",
         ]
     if figure is not None:

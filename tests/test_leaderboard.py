@@ -82,7 +82,7 @@ def test_numbers_come_from_metrics_json_and_rows_link_manifests(runs, tmp_path):
 
 def test_different_judge_settings_or_suites_never_share_a_column(runs, tmp_path):
     text = build([runs["none"], runs["judge"], runs["suite"], runs["reminder"]], out=tmp_path / "lb.md")
-    assert text.count("## Setting ") == 3 and "3 different settings" in text
+    assert text.count("## Setting ") == 3 and "fall into 3 settings" in text
     ids = {k: json.loads((runs[k] / "metrics.json").read_text())["run_id"] for k in ("none", "reminder", "judge", "suite")}
     sections = text.split("## Setting ")[1:]
 
@@ -94,6 +94,32 @@ def test_different_judge_settings_or_suites_never_share_a_column(runs, tmp_path)
     assert len({section_of("none"), section_of("judge"), section_of("suite")}) == 3
     assert "detect&#95;incoherent=false" in sections[section_of("judge")]
     assert "max_new_tokens=5" in sections[section_of("suite")]
+
+
+def test_each_model_gets_its_own_section_and_pareto_front(runs, tmp_path):
+    """Two models under one setting: two sections with the same columns, a front in each, two figure panels."""
+    other = tmp_path / "tiny-other"
+    shutil.copytree(runs["root"] / "runs" / "none", other)
+    for name in ("manifest.json", "metrics.json"):
+        doc = json.loads((other / name).read_text())
+        doc["run_id"] = "0ther0000a"
+        if name == "manifest.json":
+            doc["identity"]["model"] = doc["model"]["spec"] = "tiny-other"
+        (other / name).write_text(json.dumps(doc))
+    figure = tmp_path / "two.png"
+    text = build([runs["none"], runs["reminder"], other], out=tmp_path / "two.md", figure=figure)
+    sections = text.split("## Setting ")[1:]
+    assert len(sections) == 2 and "fall into 2 settings" in text
+    (mine,) = [s for s in sections if "0ther0000a" in s]
+    assert ": model tiny-other, suite lb" in mine.splitlines()[0] and "- **model**: tiny-other" in mine
+    # alone in its section, the other model's run is on its own front, whatever the first model's runs scored
+    assert _row(mine, "0ther0000a", "### Main table")[-2] == "yes"
+    header = [[c.strip() for c in next(l for l in s.split("### Main table")[1].splitlines()
+                                       if l.startswith("| defense")).split("|")] for s in sections]
+    assert header[0] == header[1] and "ASR jbb-harmful" in header[0]
+    from PIL import Image
+    width, height = Image.open(figure).size
+    assert width > 1.8 * height  # two panels side by side
 
 
 def test_an_incomplete_run_is_refused_by_name(runs, tmp_path, capsys):
