@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import tomllib
 from pathlib import Path
@@ -206,7 +208,14 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     print(f"wrote {figure}")
     if args.md:
         md = Path(args.md)
-        md.write_text(tuning_report(studies, figure if figure.parent.resolve() == md.parent.resolve() else None))
+
+        def rel(path: Path) -> str:  # paths as seen from the page's folder, so the command runs there
+            return Path(os.path.relpath(path.resolve(), md.parent.resolve())).as_posix()
+
+        command = " ".join(shlex.quote(part) for part in (
+            "harness", "tradeoff", *(rel(s) for s in studies), "--out", rel(figure), "--md", rel(md)))
+        md.write_text(tuning_report(studies, figure if figure.parent.resolve() == md.parent.resolve() else None,
+                                    command=command))
         print(f"wrote {md}")
     return 0
 

@@ -291,13 +291,20 @@ def tradeoff_figure(studies: list[Path], out: Path) -> Path:
     return out
 
 
-def tuning_report(studies: list[Path], figure: Path | None = None) -> str:
-    """Markdown: the rule, the budget, every trial of every study and the choice, from the study files."""
+def tuning_report(studies: list[Path], figure: Path | None = None, command: str | None = None) -> str:
+    """Markdown: the rule, the budget, every trial of every study and the choice, from the study files.
+
+    ``command``, the `harness tradeoff` line that rebuilds the page, is printed at the top so a reader (and
+    tests/test_published.py) can regenerate it from the committed study files.
+    """
     from tabulate import tabulate
 
     from harness.leaderboard import md_escape
 
     parts = ["# Tuning on validation data", ""]
+    if command is not None:
+        parts += ["Rebuild this page and its figure (run the command in the folder this page is in):", "",
+                  "```bash", command, "```", ""]
     for folder in studies:
         study = json.loads((folder / "tune.json").read_text())
         selection = json.loads((folder / "selection.json").read_text())

@@ -39,3 +39,29 @@ def test_published_leaderboard_rebuilds_from_committed_runs(page, tmp_path, monk
 
 def test_there_is_a_published_leaderboard():
     assert PAGES
+
+
+TUNING_PAGES = sorted(p for p in LEADERBOARDS.glob("*.md") if p.read_text().startswith("# Tuning on validation data"))
+
+
+@pytest.mark.parametrize("page", TUNING_PAGES, ids=[p.name for p in TUNING_PAGES])
+def test_published_tuning_report_rebuilds_from_committed_studies(page, tmp_path, monkeypatch):
+    from harness.cli import main
+
+    block = re.search(r"```bash\n(harness tradeoff [^\n]+)\n```", page.read_text())
+    assert block, f"{page.name} has no rebuild command"
+    args = build_parser().parse_args(shlex.split(block.group(1))[1:])
+    copy = tmp_path / "leaderboards"
+    for study in args.studies:  # the study files the page is built from are committed
+        for name in ("tune.json", "trials.jsonl", "selection.json", "best.toml"):
+            assert (LEADERBOARDS / study / name).is_file(), f"{study}/{name} is not committed"
+            (copy / study).mkdir(parents=True, exist_ok=True)
+            (copy / study / name).write_bytes((LEADERBOARDS / study / name).read_bytes())
+    monkeypatch.chdir(copy)
+    assert main(shlex.split(block.group(1))[1:]) == 0
+    assert (copy / args.md).read_text() == page.read_text()
+    assert (copy / args.out).stat().st_size > 10_000  # the figure was drawn
+
+
+def test_there_is_a_published_tuning_report():
+    assert TUNING_PAGES
