@@ -161,3 +161,25 @@ def test_saved_adapter_reloads_with_identical_outputs(tiny_dir, tmp_path):
     ids = torch.tensor([[1, 5, 9, 14, 3]])
     with torch.no_grad():
         torch.testing.assert_close(trained(input_ids=ids).logits, fresh(input_ids=ids).logits, rtol=0, atol=0)
+
+
+def test_reference_states_are_reused_only_for_the_same_base_model(tiny_dir, tmp_path):
+    """A tuning study's trials share the frozen states; the cached ones train exactly like fresh ones."""
+    from harness.training import trainer
+
+    trainer._REFERENCE_CACHE.clear()
+    trainer._REFERENCE_MODEL[0] = ""
+    torch.manual_seed(0)  # the same adapter initialisation for both
+    fresh, summary = _train(load_model(str(tiny_dir)), tmp_path / "fresh")
+    assert summary["reference_reused"] == []
+    torch.manual_seed(0)
+    again, summary = _train(load_model(str(tiny_dir)), tmp_path / "again")  # a new trial: same model, same data
+    assert summary["reference_reused"] == ["harmful", "retain"]
+    want = {n: p for n, p in fresh.named_parameters() if p.requires_grad}
+    for n, p in again.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p, want[n], rtol=0, atol=0)
+    other = load_model(str(tiny_dir))
+    with torch.no_grad():
+        next(other.model.parameters()).mul_(1.01)  # another base model: its own states
+    assert _train(other, tmp_path / "other")[1]["reference_reused"] == []
