@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import tomllib
 from pathlib import Path
@@ -207,13 +205,10 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     figure = tradeoff_figure(studies, Path(args.out))
     print(f"wrote {figure}")
     if args.md:
+        from harness.leaderboard import page_command
+
         md = Path(args.md)
-
-        def rel(path: Path) -> str:  # paths as seen from the page's folder, so the command runs there
-            return Path(os.path.relpath(path.resolve(), md.parent.resolve())).as_posix()
-
-        command = " ".join(shlex.quote(part) for part in (
-            "harness", "tradeoff", *(rel(s) for s in studies), "--out", rel(figure), "--md", rel(md)))
+        command = page_command(["harness", "tradeoff", *studies, "--out", figure, "--md", md], md.parent)
         md.write_text(tuning_report(studies, figure if figure.parent.resolve() == md.parent.resolve() else None,
                                     command=command))
         print(f"wrote {md}")

@@ -485,23 +485,29 @@ def _letters(n: int) -> list[str]:
 # --- page -------------------------------------------------------------------------------------
 
 
-def rebuild_command(run_dirs: list[Path], base: Path, out: Path | None, figure: Path | None,
-                    show_responses: bool) -> str:
-    """The command that rebuilds the page, with every path relative to the page's folder."""
-    def rel(p: Path) -> str:
-        return Path(os.path.relpath(Path(p).resolve(), base.resolve())).as_posix()
-
-    parts = ["harness", "leaderboard", *sorted(rel(p) for p in run_dirs)]
-    if out is not None:
-        parts += ["--out", rel(out)]
-    if figure is not None:
-        parts += ["--figure", rel(figure)]
-    if show_responses:
-        parts.append("--show-responses")
+def page_command(words: list[str | Path], base: Path) -> str:
+    """A shell line for a generated page's code block: ``Path`` words made relative to ``base`` (the page's
+    folder, where the line is to be run), everything quoted; a backtick or line break would break the block."""
+    parts = [Path(os.path.relpath(Path(w).resolve(), base.resolve())).as_posix() if isinstance(w, Path) else w
+             for w in words]
     bad = [p for p in parts if "`" in p or "\n" in p or "\r" in p]
     if bad:
         raise HarnessError(f"path(s) {', '.join(map(repr, bad))} contain a backtick or line break; rename them.")
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def rebuild_command(run_dirs: list[Path], base: Path, out: Path | None, figure: Path | None,
+                    show_responses: bool) -> str:
+    """The command that rebuilds the page, with every path relative to the page's folder."""
+    runs = sorted(run_dirs, key=lambda p: Path(os.path.relpath(Path(p).resolve(), base.resolve())).as_posix())
+    words: list[str | Path] = ["harness", "leaderboard", *map(Path, runs)]
+    if out is not None:
+        words += ["--out", Path(out)]
+    if figure is not None:
+        words += ["--figure", Path(figure)]
+    if show_responses:
+        words.append("--show-responses")
+    return page_command(words, base)
 
 
 def build(run_dirs: list[str | Path], *, out: Path | None = None, figure: Path | None = None,
