@@ -168,7 +168,6 @@ def test_reference_states_are_reused_only_for_the_same_base_model(tiny_dir, tmp_
     from harness.training import trainer
 
     trainer._REFERENCE_CACHE.clear()
-    trainer._REFERENCE_MODEL[0] = ""
     torch.manual_seed(0)  # the same adapter initialisation for both
     fresh, summary = _train(load_model(str(tiny_dir)), tmp_path / "fresh")
     assert summary["reference_reused"] == []

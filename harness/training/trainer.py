@@ -104,11 +104,10 @@ def _recover_swap(target: Path) -> None:
         shutil.rmtree(old)
 
 
-# The frozen model's states of the last base model trained in this process, per stream. A tuning study trains
-# the same base model on the same streams once per trial; on Qwen2.5-0.5B on a CPU these states took 4-5 minutes
-# of each trial. Keyed by everything the states depend on; entries of another base model are dropped.
-_REFERENCE_CACHE: dict[str, list[dict[int, torch.Tensor]]] = {}
-_REFERENCE_MODEL: list[str] = [""]
+# The frozen model's states of the last base model trained in this process: {base fingerprint: {stream key:
+# states}}. A tuning study trains the same base model on the same streams once per trial; on Qwen2.5-0.5B on a
+# CPU these states took 4-5 minutes of each trial. Only the latest base model is kept, to bound memory.
+_REFERENCE_CACHE: dict[str, dict[str, list[dict[int, torch.Tensor]]]] = {}
 
 
 def _base_fingerprint(model: torch.nn.Module) -> str:
@@ -124,8 +123,8 @@ def _base_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _stream_key(fingerprint: str, items: list[Tokenized], layers: list[int], batch_size: int, where: str) -> str:
-    digest = hashlib.sha256(f"{fingerprint}|{layers}|{batch_size}|{where}".encode())
+def _stream_key(items: list[Tokenized], layers: list[int], batch_size: int, where: str) -> str:
+    digest = hashlib.sha256(f"{layers}|{batch_size}|{where}".encode())
     for item in items:
         digest.update(str(item.input_ids).encode())
     return digest.hexdigest()
@@ -186,18 +185,20 @@ def train(
     reused: list[str] = []
     if ref_streams:
         # one process only: under DDP each process would need the same decision, and memory is the GPU's
-        fingerprint = _base_fingerprint(model) if world == 1 else ""
-        if fingerprint != _REFERENCE_MODEL[0]:
+        cached: dict[str, list[dict[int, torch.Tensor]]] | None = None
+        if world == 1:
+            fingerprint = _base_fingerprint(model)
+            cached = _REFERENCE_CACHE.pop(fingerprint, {})
             _REFERENCE_CACHE.clear()
-            _REFERENCE_MODEL[0] = fingerprint
+            _REFERENCE_CACHE[fingerprint] = cached
         where = f"{device}|{accelerator.mixed_precision}"
         with torch.no_grad(), model.disable_adapter():
             for name, items in tokenized.items():
                 if name not in ref_streams:
                     continue
-                key = _stream_key(fingerprint, items, layers, settings.batch_size, where) if fingerprint else ""
-                if key in _REFERENCE_CACHE:
-                    refs[name] = _REFERENCE_CACHE[key]
+                key = _stream_key(items, layers, settings.batch_size, where)
+                if cached is not None and key in cached:
+                    refs[name] = cached[key]
                     reused.append(name)
                     continue
                 chunks = range(0, len(items), settings.batch_size)
@@ -210,8 +211,8 @@ def train(
                     for row, item in enumerate(group):
                         n = len(item.input_ids)
                         refs[name].append({l: h[row, :n].detach() for l, h in hidden.items()})
-                if key:
-                    _REFERENCE_CACHE[key] = refs[name]
+                if cached is not None:
+                    cached[key] = refs[name]
 
     def micro_batch(name: str, k: int) -> Batch:
         idx = orders[name][k * settings.batch_size : (k + 1) * settings.batch_size]

@@ -73,10 +73,9 @@ class LoraTrainingConfig(TrainingDataConfig):
     gradient_checkpointing: bool = False
 
     def train_settings(self, seed: int) -> TrainSettings:
-        """These fields as the trainer's settings."""
-        return TrainSettings(steps=self.steps, lr=self.lr, batch_size=self.batch_size, grad_accum=self.grad_accum,
-                             max_length=self.max_length, checkpoint_every=self.checkpoint_every,
-                             gradient_checkpointing=self.gradient_checkpointing, seed=seed)
+        """The trainer's settings from the fields of the same name (the rest keep the trainer's defaults)."""
+        shared = {f.name: getattr(self, f.name) for f in fields(TrainSettings) if hasattr(self, f.name)}
+        return TrainSettings(**shared, seed=seed)
 
 
 @dataclass
