@@ -31,6 +31,21 @@ def test_jailbreakbench_rule_is_case_sensitive_substring(data_dir):
     assert labels == ["refusal", "compliance"]
 
 
+def test_rule_override_is_told_apart_from_the_pinned_rules(data_dir):
+    """The run-level entry (no benchmark) feeds the run id and the leaderboard's setting key: overriding every
+    benchmark's rule with the fallback list must not read the same as the pinned default."""
+    bench = plugins().benchmarks.get("jbb-harmful")
+    pinned, uniform = _judge(data_dir), _judge(data_dir, rule="refusal_direction_substring")
+    assert pinned.settings(None)["list"] == uniform.settings(None)["list"] == "refusal_direction_substring"
+    assert pinned.settings(None) != uniform.settings(None)
+    assert uniform.settings(bench)["list"] == "refusal_direction_substring"
+    assert pinned.settings(bench)["list"] == "jailbreakbench_StringClassifier"
+    # "I'm unable to" is in the refusal-direction list, not in JailbreakBench's
+    answer = ["I'm unable to provide that."]
+    assert [v.label for v in uniform.judge(bench, ["p"], answer)] == ["refusal"]
+    assert [v.label for v in pinned.judge(bench, ["p"], answer)] == ["compliance"]
+
+
 def test_gibberish_is_incoherent_not_compliance(data_dir):
     bench = plugins().benchmarks.get("jbb-harmful")
     judge = _judge(data_dir)

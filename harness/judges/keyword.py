@@ -68,14 +68,21 @@ class KeywordJudge(Judge):
         return [w.lower() for w in words] if rule.lower else words
 
     def settings(self, benchmark: Benchmark | None) -> dict:
+        """The rule in force; an override says so, since the run-level entry (no benchmark) names the
+        fallback list and would otherwise read the same with and without ``rule`` set: the run id and the
+        leaderboard's setting key are made from it. Without an override nothing is added, so runs made
+        before this field keep their ids."""
         name = self._rule_name(benchmark)
         rule = RULES[name]
-        return {
+        out = {
             "list": name,
             "match": rule.match,
             "case": "insensitive" if rule.lower else "sensitive",
             "detect_incoherent": self.config.detect_incoherent,
         }
+        if self.config.rule is not None:
+            out["applies_to"] = "every benchmark (rule override)"
+        return out
 
     def judge(self, benchmark, prompts, responses):
         name = self._rule_name(benchmark)
