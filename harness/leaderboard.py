@@ -216,9 +216,13 @@ def group_runs(runs: list[Run]) -> list[Section]:
 # --- tables -----------------------------------------------------------------------------------
 
 
+def page_relative(path: str | Path, base: Path) -> str:
+    """``path`` as seen from ``base`` (a generated page's folder), with forward slashes."""
+    return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
+
+
 def _link(target: Path, base: Path, text: str) -> str:
-    rel = os.path.relpath(target.resolve(), base.resolve())
-    return f"[{md_escape(text)}]({quote(Path(rel).as_posix())})"
+    return f"[{md_escape(text)}]({quote(page_relative(target, base))})"
 
 
 def _benchmark_columns(section: Section) -> list[tuple[str, str]]:
@@ -488,8 +492,7 @@ def _letters(n: int) -> list[str]:
 def page_command(words: list[str | Path], base: Path) -> str:
     """A shell line for a generated page's code block: ``Path`` words made relative to ``base`` (the page's
     folder, where the line is to be run), everything quoted; a backtick or line break would break the block."""
-    parts = [Path(os.path.relpath(Path(w).resolve(), base.resolve())).as_posix() if isinstance(w, Path) else w
-             for w in words]
+    parts = [page_relative(w, base) if isinstance(w, Path) else w for w in words]
     bad = [p for p in parts if "`" in p or "\n" in p or "\r" in p]
     if bad:
         raise HarnessError(f"path(s) {', '.join(map(repr, bad))} contain a backtick or line break; rename them.")
@@ -499,7 +502,7 @@ def page_command(words: list[str | Path], base: Path) -> str:
 def rebuild_command(run_dirs: list[Path], base: Path, out: Path | None, figure: Path | None,
                     show_responses: bool) -> str:
     """The command that rebuilds the page, with every path relative to the page's folder."""
-    runs = sorted(run_dirs, key=lambda p: Path(os.path.relpath(Path(p).resolve(), base.resolve())).as_posix())
+    runs = sorted(run_dirs, key=lambda p: page_relative(p, base))
     words: list[str | Path] = ["harness", "leaderboard", *map(Path, runs)]
     if out is not None:
         words += ["--out", Path(out)]
@@ -548,8 +551,8 @@ def build(run_dirs: list[str | Path], *, out: Path | None = None, figure: Path |
         ]
     if figure is not None:
         scatter(sections, figure)
-        rel_fig = Path(os.path.relpath(figure.resolve(), base.resolve())).as_posix()
-        lines += [f"![safety vs over-refusal: mean ASR against mean over-refusal per run]({quote(rel_fig)})", ""]
+        lines += [f"![safety vs over-refusal: mean ASR against mean over-refusal per run]"
+                  f"({quote(page_relative(figure, base))})", ""]
     for letter, section in zip(letters, sections):
         points = _points(section)
         front = pareto_front(points)
