@@ -19,6 +19,8 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do runs+=("$1"); shift; done
 shift
 harness=${HARNESS:-.venv/bin/harness}
 data_dir=${DATA_DIR:-../shared/data}
+runfile=$(mktemp --suffix=.json)
+trap 'rm -f "$runfile"' EXIT  # also when a run fails
 for src in "${runs[@]}"; do
     src=${src%/}
     [ -f "$src/manifest.json" ] || { echo "error: $src has no manifest.json (not a run folder)" >&2; exit 1; }
@@ -27,7 +29,6 @@ for src in "${runs[@]}"; do
     mkdir -p "$dst"
     [ -d "$src/defense" ] && cp -rn "$src/defense" "$dst/"
     [ -f "$src/capability.json" ] && cp -n "$src/capability.json" "$dst/"
-    runfile=$(mktemp --suffix=.json)
     suite=$(python3 - "$src/manifest.json" "$runfile" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
@@ -38,5 +39,4 @@ PY
 )
     echo "== $src -> $dst"
     "$harness" run --config "$runfile" --suite "$suite" --data-dir "$data_dir" --out "$dst" --no-progress "$@"
-    rm -f "$runfile"
 done
