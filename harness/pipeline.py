@@ -56,6 +56,7 @@ class RunRequest:
     # (benchmark, item id) pairs left out of generation and scoring, e.g. validation items that
     # overlap a test benchmark (harness tune); part of the run's identity when not empty
     exclude: frozenset[tuple[str, str]] = frozenset()
+    wait_for_folder: bool = False  # a folder another process writes is waited for, not refused (shared runs)
 
 
 def _suite(plugins: Plugins, name: str) -> Suite:
@@ -121,7 +122,7 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
 
     # 2. folder
     out = request.out or request.runs_dir / safe_name(f"{request.model}__{request.defense}__{suite.name}__{run_id}")
-    with RunFolder(out) as folder:
+    with RunFolder(out, wait=request.wait_for_folder) as folder:
         previous = folder.read_manifest()
         if previous and previous.get("run_id") != run_id:
             raise HarnessError(

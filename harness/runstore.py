@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,10 +40,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class RunFolder:
-    """Owns one run folder while a run writes to it (use as a context manager)."""
+    """Owns one run folder while a run writes to it (use as a context manager).
 
-    def __init__(self, path: Path):
+    A folder held by another process is refused, unless `wait` is set: folders shared on purpose (the undefended
+    baseline of every study of a model) are waited for, so studies of several defenses can start together.
+    """
+
+    def __init__(self, path: Path, wait: bool = False):
         self.path = Path(path)
+        self.wait = wait
         self._lock_fh = None
 
     @property
@@ -63,11 +69,14 @@ class RunFolder:
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock_fh.close()
-            raise HarnessError(
-                f"another harness process is writing to {str(self.path)!r}. Wait for it to "
-                "finish, or choose another --out."
-            ) from None
+            if self.wait:
+                print(f"waiting for another harness process writing to {str(self.path)!r}", file=sys.stderr,
+                      flush=True)
+                fcntl.flock(self._lock_fh, fcntl.LOCK_EX)
+            else:
+                self._lock_fh.close()
+                raise HarnessError(f"another harness process is writing to {str(self.path)!r}. Wait for it to "
+                                   "finish, or choose another --out.") from None
         self._lock_fh.write(str(os.getpid()))
         self._lock_fh.flush()
         return self

@@ -206,7 +206,7 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
 
     # 3. baseline (undefended), shared by every defense tuned on this model and suite
     base_dir = (request.out.parent if request.out else root) / "runs" / f"baseline-{safe_name(suite.name)}"
-    base_run = run(RunRequest(defense="none", out=base_dir, **common), plugins)
+    base_run = run(RunRequest(defense="none", out=base_dir, wait_for_folder=True, **common), plugins)
     baseline = scores(json.loads((base_run / "metrics.json").read_text()), rule)
 
     # 4. trials

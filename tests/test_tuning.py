@@ -109,6 +109,37 @@ def test_tune_runs_resumes_and_writes_a_run_file(tiny_dir, tiny_val_suite, data_
         tune(TuneRequest(**{**request.__dict__, "budget": 3}), plugins())
 
 
+def test_studies_started_together_wait_for_their_shared_baseline(tiny_dir, tiny_val_suite, data_dir, tmp_path,
+                                                                  capfd):
+    """Two defenses of one model tuned at once share the undefended baseline run: the second waits, not fails."""
+    import threading
+    import time
+
+    from harness.runstore import RunFolder
+
+    request = TuneRequest(defense="refusal-direction", model=str(tiny_dir), suite=str(tiny_val_suite), budget=1,
+                          data_dir=data_dir, out=tmp_path / "study", progress=False, fixed={"n_prompts": 16})
+    outcome = {}
+
+    def study():
+        try:
+            outcome["out"] = tune(request, plugins())
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = err
+
+    with RunFolder(tmp_path / "runs" / "baseline-tinyval"):  # another study is writing the baseline
+        thread = threading.Thread(target=study)
+        thread.start()
+        err, deadline = "", time.time() + 120
+        while thread.is_alive() and "waiting for another harness process" not in err and time.time() < deadline:
+            err += capfd.readouterr().err
+            time.sleep(0.05)
+        assert "waiting for another harness process" in err, outcome
+    thread.join(120)
+    assert "error" not in outcome
+    assert len((outcome["out"] / "trials.jsonl").read_text().splitlines()) == 1
+
+
 def test_tune_refuses_test_benchmarks_untunable_defenses_and_clashing_sets(tiny_dir, tiny_suite, tiny_val_suite,
                                                                            data_dir, tmp_path):
     base = dict(model=str(tiny_dir), data_dir=data_dir, out=tmp_path / "s", progress=False)
