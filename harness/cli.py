@@ -39,35 +39,41 @@ def _read_run_file(path: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.pipeline import RunRequest, run
+    from harness.pipeline import RunRequest, inherit, run
     from harness.plugins import plugins
 
+    if args.config and args.from_run:
+        raise HarnessError("--config and --from both say what to run; give one of them.")
     file = _read_run_file(args.config) if args.config else {}
-    defense_config = dict(file.get("config", {}))
+    base = inherit(Path(args.from_run), plugins()) if args.from_run else {}
+    defense_config = dict(file.get("config", base.get("defense_config", {})))
     defense_config.update(parse_assignments(args.set or []))
     judge_config = dict(file.get("judge_config", {}))
     judge_config.update(parse_assignments(args.judge_set or []))
-    backend_config = dict(file.get("backend_config", {}))
+    backend_config = dict(file.get("backend_config", base.get("backend_config", {})))
     backend_config.update(parse_assignments(args.backend_set or []))
+    seed = file.get("seed", base.get("seed", 0))
     request = RunRequest(
-        defense=args.defense or file.get("defense", "none"),
+        defense=args.defense or file.get("defense", base.get("defense", "none")),
         defense_config=defense_config,
-        model=args.model or file.get("model", "smollm2-135m-instruct"),
-        suite=args.suite or file.get("suite", "quick"),
+        model=args.model or file.get("model", base.get("model", "smollm2-135m-instruct")),
+        suite=args.suite or file.get("suite", base.get("suite", "quick")),
         judge=args.judge or file.get("judge", "keyword"),
         judge_config=judge_config,
         out=Path(args.out) if args.out else None,
         runs_dir=Path(args.runs_dir),
         data_dir=Path(args.data_dir) if args.data_dir else None,
-        seed=args.seed if args.seed is not None else int(file.get("seed", 0)),
+        seed=args.seed if args.seed is not None else int(seed),
         device=args.device,
         trust_remote_code=args.trust_remote_code,
         chat_template=args.chat_template,
         progress=not args.no_progress,
-        contamination=args.contamination,
+        contamination=args.contamination or base.get("contamination", "refuse"),
         use_cache=not args.no_cache,
-        backend=args.backend or file.get("backend", "transformers"),
+        backend=args.backend or file.get("backend", base.get("backend", "transformers")),
         backend_config=backend_config,
+        exclude=base.get("exclude", frozenset()),
+        reuse=base.get("reuse"),
     )
     out = run(request, plugins())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -229,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--model", help="model preset, local folder or hub id (default: smollm2-135m-instruct)")
     run_p.add_argument("--suite", help="suite name or path to a suite TOML (default: quick)")
     run_p.add_argument("--config", help="run file (TOML/JSON): defense, model, suite, seed, judge, [config]")
+    run_p.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                       help="start from a finished run: its defense, config, model, suite, seed and backend, and "
+                       "its trained defense and capability scores, reused; typically to judge it again (--judge)")
     run_p.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
     run_p.add_argument("--judge", help="judge name (default: keyword)")
     run_p.add_argument("--judge-set", action="append", metavar="KEY=VALUE", help="judge config field (repeatable)")
@@ -239,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     run_p.add_argument("--chat-template", help="Jinja chat template file for models without one")
     run_p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
-    run_p.add_argument("--contamination", choices=["refuse", "drop-eval"], default="refuse",
+    run_p.add_argument("--contamination", choices=["refuse", "drop-eval"],
                        help="when the defense's training data overlaps the suite: refuse (default) or drop those items")
     run_p.add_argument("--no-cache", action="store_true",
                        help="generate every response again instead of reusing cached ones")

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,12 +58,67 @@ class RunRequest:
     # overlap a test benchmark (harness tune); part of the run's identity when not empty
     exclude: frozenset[tuple[str, str]] = frozenset()
     wait_for_folder: bool = False  # a folder another process writes is waited for, not refused (shared runs)
+    # a finished run of the same model, defense, config and seed whose trained defense/ and capability.json are
+    # copied in, so only what differs (typically the judge) is done again (harness run --from)
+    reuse: Path | None = None
 
 
 def _suite(plugins: Plugins, name: str) -> Suite:
     if name.endswith(".toml") or "/" in name:
         return load_suite_file(Path(name))
     return load_suite_file(Path(plugins.suites.get(name)))
+
+
+def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
+    """The RunRequest fields of a finished run, for a new run that reuses its trained defense (``--from``).
+
+    The judge is not inherited: judging the same answers another way is what ``--from`` is for.
+    """
+    manifest = _finished(source)
+    identity = manifest["identity"]
+    suite = identity["suite"]
+    if suite not in plugins.suites.items:  # a suite file, not a registered name
+        suite = manifest["suite"]["path"]
+        if not Path(suite).is_file():
+            raise HarnessError(f"--from {source}: its suite file {suite!r} is gone; pass --suite.")
+    backend = manifest.get("backend", {})
+    return {"defense": identity["defense"], "defense_config": identity["defense_config"], "model": identity["model"],
+            "suite": suite, "seed": identity["seed"], "backend": backend.get("name", DEFAULT_BACKEND),
+            "backend_config": backend.get("config", {}),
+            "contamination": manifest.get("contamination", {}).get("policy", "refuse"),
+            "exclude": frozenset(map(tuple, identity.get("exclude", []))), "reuse": source}
+
+
+def _finished(source: Path) -> dict[str, Any]:
+    manifest = RunFolder(source).read_manifest()
+    if manifest is None:
+        raise HarnessError(f"--from {source}: not a run folder (no manifest.json).")
+    if manifest.get("status") != "complete":
+        raise HarnessError(f"--from {source}: the run is not finished (status {manifest.get('status')!r}); "
+                           "finish it first by running its command again.")
+    return manifest
+
+
+def _reuse(source: Path, identity: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Copy a finished run's trained defense and capability scores into ``out``, after checking they fit."""
+    import shutil
+
+    if source.resolve() == out.resolve():
+        raise HarnessError(f"--from {source} and --out name the same folder; choose a new --out for the new run.")
+    with RunFolder(source):  # not while another process writes there
+        manifest = _finished(source)
+        keys = ("model", "defense", "defense_config", "seed")
+        theirs = manifest["identity"]
+        differ = [k for k in keys if theirs.get(k) != json.loads(json.dumps(identity[k]))]  # as the manifest has it
+        if differ:
+            was = ", ".join(f"{k}={theirs.get(k)!r}" for k in differ)
+            raise HarnessError(f"--from {source}: its defense was trained with another {', '.join(differ)} ({was}); "
+                               "drop the flags that change them, or run without --from to train again.")
+        if (source / "defense").is_dir() and not (out / "defense").exists():
+            shutil.copytree(source / "defense", out / "defense")
+        if (source / "capability.json").is_file() and not (out / "capability.json").exists():
+            shutil.copy2(source / "capability.json", out / "capability.json")
+    return {"path": str(source), "run_id": manifest["run_id"]}
 
 
 def model_identity(loaded) -> str:
@@ -158,6 +214,8 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
             "resumed": (previous.get("resumed", 0) + 1) if previous else 0,
         }
         done = {(r["benchmark"], r["id"]) for r in folder.read_records()}  # refuses a corrupt file untouched
+        if request.reuse is not None:
+            manifest["reused_from"] = _reuse(Path(request.reuse), identity, out)
         folder.write_manifest(manifest)
 
         # 3. model
@@ -295,7 +353,6 @@ def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any
 
 def _capability(folder: RunFolder, defended, suite: Suite, resolver: DataResolver, seed: int) -> dict[str, Any]:
     """Score (or reload, when a killed run already finished it) the suite's lm-eval tasks."""
-    import json
 
     from harness.capability import capability_data_files, run_capability
     from harness.data import DataFile

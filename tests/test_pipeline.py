@@ -118,3 +118,41 @@ def test_capability_is_scored_on_the_defended_model_and_kept_on_resume(tiny_dir,
     mtime = (out / "capability.json").stat().st_mtime_ns
     run(_request(tiny_dir, suite, data_dir, tmp_path / "r", defense="self-reminder"), plugins())
     assert (out / "capability.json").stat().st_mtime_ns == mtime  # a finished step is not redone
+
+
+def test_from_a_finished_run_reuses_its_defense_and_answers_under_another_judge(tiny_dir, tiny_suite, data_dir,
+                                                                                tmp_path, capsys):
+    from harness.cli import main
+
+    src = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "src", defense="refusal-direction",
+                       defense_config={"n_prompts": 16}), plugins())
+    before = {p.name: p.read_bytes() for p in src.rglob("*") if p.is_file() and p.name != ".lock"}
+    out = tmp_path / "uniform"
+    assert main(["run", "--from", str(src), "--judge-set", "rule=refusal_direction_substring", "--out", str(out),
+                 "--data-dir", str(data_dir), "--no-progress"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    source = json.loads((src / "manifest.json").read_text())
+    assert manifest["defense"]["info"]["cached"] is True  # the direction was reloaded, not computed again
+    assert manifest["identity"]["defense_config"] == source["identity"]["defense_config"]
+    assert manifest["reused_from"] == {"path": str(src), "run_id": source["run_id"]}
+    assert manifest["run_id"] != source["run_id"]  # another judge: another run
+    assert manifest["judge"]["settings"]["applies_to"] == "every benchmark (rule override)"
+    answers = lambda folder: {(r["benchmark"], r["id"]): r["response"]  # noqa: E731
+                              for r in map(json.loads, (folder / "records.jsonl").read_text().splitlines())}
+    assert answers(out) == answers(src)
+    assert {p.name: p.read_bytes() for p in src.rglob("*") if p.is_file() and p.name != ".lock"} == before
+
+    # a flag that changes what was trained cannot reuse it; the folder already written keeps its results
+    kept = (out / "records.jsonl").read_text()
+    with pytest.raises(HarnessError, match=r"trained with another defense_config .*run without --from"):
+        run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "other", defense="refusal-direction",
+                     defense_config={"n_prompts": 8}, reuse=src), plugins())
+    with pytest.raises(HarnessError, match="name the same folder"):
+        run(_request(tiny_dir, tiny_suite, data_dir, src, defense="refusal-direction",
+                     defense_config={"n_prompts": 16}, reuse=src), plugins())
+    assert (out / "records.jsonl").read_text() == kept
+    capsys.readouterr()
+    assert main(["run", "--from", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert main(["run", "--from", str(src), "--config", str(tmp_path / "f.toml")]) == 2
+    assert "give one of them" in capsys.readouterr().err
