@@ -53,11 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend_config = dict(file.get("backend_config", base.get("backend_config", {})))
     backend_config.update(parse_assignments(args.backend_set or []))
     seed = file.get("seed", base.get("seed", 0))
+    suite = args.suite or file.get("suite", base.get("suite", "quick"))
+    # items a source run left out (a tuning trial's overlaps with test benchmarks) belong to its own suite
+    exclude = base.get("exclude", frozenset()) if suite == base.get("suite") else frozenset()
     request = RunRequest(
         defense=args.defense or file.get("defense", base.get("defense", "none")),
         defense_config=defense_config,
         model=args.model or file.get("model", base.get("model", "smollm2-135m-instruct")),
-        suite=args.suite or file.get("suite", base.get("suite", "quick")),
+        suite=suite,
         judge=args.judge or file.get("judge", "keyword"),
         judge_config=judge_config,
         out=Path(args.out) if args.out else None,
@@ -72,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         backend=args.backend or file.get("backend", base.get("backend", "transformers")),
         backend_config=backend_config,
-        exclude=base.get("exclude", frozenset()),
+        exclude=exclude,
         reuse=base.get("reuse"),
     )
     out = run(request, plugins())

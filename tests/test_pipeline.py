@@ -156,3 +156,22 @@ def test_from_a_finished_run_reuses_its_defense_and_answers_under_another_judge(
     assert "not a run folder" in capsys.readouterr().err
     assert main(["run", "--from", str(src), "--config", str(tmp_path / "f.toml")]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_from_keeps_the_source_exclusions_only_on_its_own_suite(tiny_dir, tiny_suite, data_dir, tmp_path):
+    """A tuning trial leaves out validation items; a test-suite run made --from it must not inherit that."""
+    from harness.cli import main
+
+    full = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "full"), plugins())
+    left_out = ("jbb-harmful", json.loads((full / "records.jsonl").read_text().splitlines()[0])["id"])
+    src = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "src", exclude=frozenset({left_out})), plugins())
+    other = tmp_path / "other-suite.toml"
+    other.write_text(tiny_suite.read_text().replace('name = "tiny"', 'name = "tiny2"'))
+    common = ["--data-dir", str(data_dir), "--no-progress"]
+    assert main(["run", "--from", str(src), "--out", str(tmp_path / "same"), *common]) == 0
+    assert main(["run", "--from", str(src), "--suite", str(other), "--out", str(tmp_path / "moved"), *common]) == 0
+    same = json.loads((tmp_path / "same" / "manifest.json").read_text())["identity"]
+    moved = json.loads((tmp_path / "moved" / "manifest.json").read_text())["identity"]
+    assert same["exclude"] == [list(left_out)] and "exclude" not in moved and moved["suite"] == "tiny2"
+    n = lambda folder: json.loads((folder / "metrics.json").read_text())["benchmarks"]["jbb-harmful"]["n"]  # noqa: E731
+    assert (n(tmp_path / "same"), n(tmp_path / "moved")) == (n(full) - 1, n(full))
