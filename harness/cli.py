@@ -44,39 +44,39 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.config and args.from_run:
         raise HarnessError("--config and --from both say what to run; give one of them.")
-    file = _read_run_file(args.config) if args.config else {}
-    base = inherit(Path(args.from_run), plugins()) if args.from_run else {}
-    defense_config = dict(file.get("config", base.get("defense_config", {})))
+    # what to run: a run file, or a finished run (its run-file keys plus contamination, exclude and reuse)
+    file = (_read_run_file(args.config) if args.config
+            else inherit(Path(args.from_run), plugins()) if args.from_run else {})
+    defense_config = dict(file.get("config", {}))
     defense_config.update(parse_assignments(args.set or []))
     judge_config = dict(file.get("judge_config", {}))
     judge_config.update(parse_assignments(args.judge_set or []))
-    backend_config = dict(file.get("backend_config", base.get("backend_config", {})))
+    backend_config = dict(file.get("backend_config", {}))
     backend_config.update(parse_assignments(args.backend_set or []))
-    seed = file.get("seed", base.get("seed", 0))
-    suite = args.suite or file.get("suite", base.get("suite", "quick"))
+    suite = args.suite or file.get("suite", "quick")
     # items a source run left out (a tuning trial's overlaps with test benchmarks) belong to its own suite
-    exclude = base.get("exclude", frozenset()) if suite == base.get("suite") else frozenset()
+    exclude = file.get("exclude", frozenset()) if suite == file.get("suite") else frozenset()
     request = RunRequest(
-        defense=args.defense or file.get("defense", base.get("defense", "none")),
+        defense=args.defense or file.get("defense", "none"),
         defense_config=defense_config,
-        model=args.model or file.get("model", base.get("model", "smollm2-135m-instruct")),
+        model=args.model or file.get("model", "smollm2-135m-instruct"),
         suite=suite,
         judge=args.judge or file.get("judge", "keyword"),
         judge_config=judge_config,
         out=Path(args.out) if args.out else None,
         runs_dir=Path(args.runs_dir),
         data_dir=Path(args.data_dir) if args.data_dir else None,
-        seed=args.seed if args.seed is not None else int(seed),
+        seed=args.seed if args.seed is not None else int(file.get("seed", 0)),
         device=args.device,
         trust_remote_code=args.trust_remote_code,
         chat_template=args.chat_template,
         progress=not args.no_progress,
-        contamination=args.contamination or base.get("contamination", "refuse"),
+        contamination=args.contamination or file.get("contamination", "refuse"),
         use_cache=not args.no_cache,
-        backend=args.backend or file.get("backend", base.get("backend", "transformers")),
+        backend=args.backend or file.get("backend", "transformers"),
         backend_config=backend_config,
         exclude=exclude,
-        reuse=base.get("reuse"),
+        reuse=file.get("reuse"),
     )
     out = run(request, plugins())
     metrics = json.loads((out / "metrics.json").read_text())

@@ -70,9 +70,9 @@ def _suite(plugins: Plugins, name: str) -> Suite:
 
 
 def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
-    """The RunRequest fields of a finished run, for a new run that reuses its trained defense (``--from``).
-
-    The judge is not inherited: judging the same answers another way is what ``--from`` is for.
+    """A finished run as a run file (``harness run --config`` keys) plus what only a finished run has
+    (contamination policy, left-out items, and itself to reuse), for a new run that reuses its trained defense
+    (``--from``). The judge is not inherited: judging the same answers another way is what ``--from`` is for.
     """
     manifest = _finished(source)
     identity = manifest["identity"]
@@ -82,7 +82,7 @@ def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
         if not Path(suite).is_file():
             raise HarnessError(f"--from {source}: its suite file {suite!r} is gone; pass --suite.")
     backend = manifest.get("backend", {})
-    return {"defense": identity["defense"], "defense_config": identity["defense_config"], "model": identity["model"],
+    return {"defense": identity["defense"], "config": identity["defense_config"], "model": identity["model"],
             "suite": suite, "seed": identity["seed"], "backend": backend.get("name", DEFAULT_BACKEND),
             "backend_config": backend.get("config", {}),
             "contamination": manifest.get("contamination", {}).get("policy", "refuse"),
@@ -353,7 +353,6 @@ def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any
 
 def _capability(folder: RunFolder, defended, suite: Suite, resolver: DataResolver, seed: int) -> dict[str, Any]:
     """Score (or reload, when a killed run already finished it) the suite's lm-eval tasks."""
-
     from harness.capability import capability_data_files, run_capability
     from harness.data import DataFile
     from harness.runstore import write_json_atomic
