@@ -44,14 +44,14 @@ from typing import Any
 import numpy as np
 
 from harness.benchmark import Sample, stratified_subset, user_turn
-from harness.config import build_config
 from harness.data import DataFile, DataResolver, read_json
+from harness.defaults import DEFAULT_DEFENSE, DEFAULT_MODEL
 from harness.defense import DefendedModel
 from harness.errors import HarnessError
 from harness.generation import render_prompt
-from harness.pipeline import apply_defense
+from harness.pipeline import apply_defense, check_model, load, resolve_defense
 from harness.leaderboard import fmt, md_escape
-from harness.runstore import RunFolder, safe_name, write_json_atomic
+from harness.runstore import FinishedRun, RunFolder, safe_name, write_json_atomic
 from harness.training.trainsets import HARMFUL_TRAIN, HARMFUL_VAL, HARMLESS_TRAIN, HARMLESS_VAL
 
 OVER_REFUSAL_BENCHMARKS = ("xstest-safe", "oktest", "orbench", "phtest")
@@ -97,18 +97,17 @@ class AnalysisRequest:
 
 
 def prepare(request: AnalysisRequest, plugins) -> tuple[DefendedModel, dict[str, Any]]:
-    """Load the model and apply the defense (from ``--run`` or ``--defense``); returns it and provenance."""
-    from harness.models import load_model
+    """Load the model and apply the defense (from ``--run`` or ``--defense``); returns it and provenance.
 
+    Steps 3 and 4 of ``harness run`` (``harness.pipeline.load`` and ``apply_defense``), so the analysis sees the
+    model exactly as a run scores it.
+    """
     manifest = None
     if request.run is not None:
         if request.defense is not None or request.defense_config:
             raise HarnessError("--run takes the defense and its config from the run's manifest; "
                                "drop --defense/--set, or drop --run.")
-        folder = RunFolder(Path(request.run))
-        manifest = folder.read_manifest()
-        if manifest is None:
-            raise HarnessError(f"{request.run} is not a run folder (no manifest.json).")
+        manifest = FinishedRun(Path(request.run)).manifest
         if "info" not in manifest.get("defense", {}):
             raise HarnessError(
                 f"the defense of {request.run} has not finished (its manifest has no defense info); analysing it "
@@ -120,18 +119,15 @@ def prepare(request: AnalysisRequest, plugins) -> tuple[DefendedModel, dict[str,
         run_model = manifest.get("model", {}).get("spec") or manifest.get("identity", {}).get("model")
         model_spec = request.model or run_model
     else:
-        defense_name = request.defense or "none"
+        defense_name = request.defense or DEFAULT_DEFENSE
         defense_config = dict(request.defense_config)
         seed = request.seed
-        model_spec = request.model or "smollm2-135m-instruct"
+        model_spec = request.model or DEFAULT_MODEL
 
-    entry = plugins.defenses.entry(defense_name)
-    config = build_config(entry.obj.Config, defense_config, f"defense {defense_name!r}")
-    if model_spec not in plugins.models.items and not Path(model_spec).exists() and "/" not in model_spec:
-        plugins.models.get(model_spec)  # the unknown-preset error with suggestions
-    loaded = load_model(model_spec, presets={n: e.obj for n, e in plugins.models.items.items()},
-                        device=request.device, trust_remote_code=request.trust_remote_code,
-                        chat_template=request.chat_template)
+    entry, config = resolve_defense(plugins, defense_name, defense_config)
+    check_model(plugins, model_spec)
+    loaded = load(plugins, model_spec, device=request.device, trust_remote_code=request.trust_remote_code,
+                  chat_template=request.chat_template)
     if manifest is not None:
         want = manifest.get("model", {}).get("sha256")
         if want and loaded.info.get("sha256") and want != loaded.info["sha256"]:

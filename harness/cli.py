@@ -16,7 +16,10 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.config import config_fields, parse_assignments
+from harness.data import read_jsonl
+from harness.defaults import DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE, TUNING_SUITE
 from harness.errors import HarnessError
+from harness.runstore import FinishedRun
 
 RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config", "backend", "backend_config"}
 
@@ -53,15 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     judge_config.update(parse_assignments(args.judge_set or []))
     backend_config = dict(file.get("backend_config", {}))
     backend_config.update(parse_assignments(args.backend_set or []))
-    suite = args.suite or file.get("suite", "quick")
+    suite = args.suite or file.get("suite", DEFAULT_SUITE)
     # items a source run left out (a tuning trial's overlaps with test benchmarks) belong to its own suite
     exclude = file.get("exclude", frozenset()) if suite == file.get("suite") else frozenset()
     request = RunRequest(
-        defense=args.defense or file.get("defense", "none"),
+        defense=args.defense or file.get("defense", DEFAULT_DEFENSE),
         defense_config=defense_config,
-        model=args.model or file.get("model", "smollm2-135m-instruct"),
+        model=args.model or file.get("model", DEFAULT_MODEL),
         suite=suite,
-        judge=args.judge or file.get("judge", "keyword"),
+        judge=args.judge or file.get("judge", DEFAULT_JUDGE),
         judge_config=judge_config,
         out=Path(args.out) if args.out else None,
         runs_dir=Path(args.runs_dir),
@@ -73,13 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         contamination=args.contamination or file.get("contamination", "refuse"),
         use_cache=not args.no_cache,
-        backend=args.backend or file.get("backend", "transformers"),
+        backend=args.backend or file.get("backend", DEFAULT_BACKEND),
         backend_config=backend_config,
         exclude=exclude,
         reuse=file.get("reuse"),
     )
     out = run(request, plugins())
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = FinishedRun(out).metrics()
     rows = []
     for name, m in metrics["benchmarks"].items():
         headline = m.get("asr") or m.get("over_refusal")
@@ -193,8 +196,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     ), plugins())
     selection = json.loads((out / "selection.json").read_text())
     rows = []
-    for line in (out / "trials.jsonl").read_text().splitlines():
-        t = json.loads(line)
+    for t in read_jsonl(out / "trials.jsonl"):
         s = t["scores"]
         rows.append([t["trial"], json.dumps(t["params"]), f"{s['asr']:.3f}", f"{s['benign_compliance']:.3f}",
                      f"{s['borderline_compliance']:.3f}", f"{t['seconds']:.0f}",
@@ -235,14 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Apply (train) a defense, generate on every benchmark of a suite, "
                            "judge the answers and write a run folder. Re-running the same command resumes.")
     run_p.add_argument("--defense", help="defense name (default: none; see `harness list defenses`)")
-    run_p.add_argument("--model", help="model preset, local folder or hub id (default: smollm2-135m-instruct)")
-    run_p.add_argument("--suite", help="suite name or path to a suite TOML (default: quick)")
+    run_p.add_argument("--model", help=f"model preset, local folder or hub id (default: {DEFAULT_MODEL})")
+    run_p.add_argument("--suite", help=f"suite name or path to a suite TOML (default: {DEFAULT_SUITE})")
     run_p.add_argument("--config", help="run file (TOML/JSON): defense, model, suite, seed, judge, [config]")
     run_p.add_argument("--from", dest="from_run", metavar="RUN_DIR",
                        help="start from a finished run: its defense, config, model, suite, seed and backend, and "
                        "its trained defense and capability scores, reused; typically to judge it again (--judge)")
     run_p.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
-    run_p.add_argument("--judge", help="judge name (default: keyword)")
+    run_p.add_argument("--judge", help=f"judge name (default: {DEFAULT_JUDGE})")
     run_p.add_argument("--judge-set", action="append", metavar="KEY=VALUE", help="judge config field (repeatable)")
     run_p.add_argument("--out", help="run folder (default: runs/<model>__<defense>__<suite>__<id>)")
     run_p.add_argument("--runs-dir", default="runs", help="parent of default run folders (default: runs)")
@@ -255,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="when the defense's training data overlaps the suite: refuse (default) or drop those items")
     run_p.add_argument("--no-cache", action="store_true",
                        help="generate every response again instead of reusing cached ones")
-    run_p.add_argument("--backend", help="generation backend (default: transformers; see `harness list backends`)")
+    run_p.add_argument("--backend", help=f"generation backend (default: {DEFAULT_BACKEND}; see `harness list backends`)")
     run_p.add_argument("--backend-set", action="append", metavar="KEY=VALUE",
                        help="backend config field (repeatable)")
     run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -272,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "modified) or of a JSONL/CSV file with prompt and response columns (optional benchmark, "
                              "id), writing one label per row as JSON lines.")
     judge_p.add_argument("input", help="run folder, or .jsonl/.csv file of prompt/response pairs")
-    judge_p.add_argument("--judge", default="keyword", help="judge name (default: keyword; see `harness list judges`)")
+    judge_p.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge name (default: {DEFAULT_JUDGE}; see `harness list judges`)")
     judge_p.add_argument("--judge-set", action="append", metavar="KEY=VALUE", help="judge config field (repeatable)")
     judge_p.add_argument("--out", help="output .jsonl (default: <run>/judged-<judge>.jsonl or <file>.judged-<judge>.jsonl)")
     judge_p.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
@@ -306,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "compliance. Writes trials.jsonl, selection.json and best.toml (for `harness run "
                             "--config`). Re-running the same command resumes.")
     tune_p.add_argument("--defense", required=True, help="defense to tune (see `harness list defenses`)")
-    tune_p.add_argument("--model", default="smollm2-135m-instruct", help="model preset, folder or hub id")
-    tune_p.add_argument("--suite", default="validation", help="validation suite name or TOML (default: validation)")
+    tune_p.add_argument("--model", default=DEFAULT_MODEL, help="model preset, folder or hub id")
+    tune_p.add_argument("--suite", default=TUNING_SUITE, help=f"validation suite name or TOML (default: {TUNING_SUITE})")
     tune_p.add_argument("--budget", type=int, default=4, help="trials (default: 4; keep it equal across defenses)")
     tune_p.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="defense config field fixed for every trial (repeatable; not a searched one)")
@@ -336,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     an_sub = an_p.add_subparsers(dest="what", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="model preset, local folder or hub id (default: the run's model, "
-                        "else smollm2-135m-instruct)")
-    common.add_argument("--defense", help="defense to apply (default: none; not with --run)")
+                        f"else {DEFAULT_MODEL})")
+    common.add_argument("--defense", help=f"defense to apply (default: {DEFAULT_DEFENSE}; not with --run)")
     common.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
     common.add_argument("--run", help="apply the finished defense of this run folder (its config, adapter, seed)")
     common.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")

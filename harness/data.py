@@ -154,18 +154,34 @@ def read_json(path: Path) -> Any:
         raise HarnessError(f"{path}:{err.lineno}:{err.colno}: malformed JSON ({err.msg}). Fix or re-download the file.") from None
 
 
-def read_jsonl(path: Path) -> list[Any]:
-    """One JSON value per non-empty line; a bad line is an error naming file and line number."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
+def read_jsonl(path: Path, *, torn_tail: bool = False, fix: str = "Fix or re-download the file.") -> list[Any]:
+    """One JSON value per non-empty line; a bad line is an error naming file and line number.
+
+    The one rule for a torn write: with ``torn_tail`` (files this harness appends to, which a kill can leave
+    half-written), a last line that does not parse *and has no newline after it* is dropped; any other bad line
+    is an error that says ``fix``. Dataset files take ``torn_tail=False``: any bad line is an error.
+    """
+    return read_jsonl_prefix(path, torn_tail=torn_tail, fix=fix)[0]
+
+
+def read_jsonl_prefix(path: Path, *, torn_tail: bool = False, fix: str = "Fix or re-download the file."
+                      ) -> tuple[list[Any], int]:
+    """``read_jsonl``'s values and the byte length of the part that parsed (shorter only after a torn tail)."""
+    out: list[Any] = []
+    good = 0
+    with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise HarnessError(f"{path}:{lineno}: malformed JSON line ({err.msg}). Fix or re-download the file.") from None
-    return out
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                    if torn_tail and not line.endswith(b"\n"):
+                        break
+                    msg = getattr(err, "msg", str(err))
+                    raise HarnessError(f"{path}:{lineno}: malformed JSON line ({msg}): line {lineno} is not valid "
+                                       f"JSON{' and is not the last line' if torn_tail else ''}. {fix}") from None
+            good += len(line)
+    return out, good
 
 
 def require_fields(path: Path, rows: list[dict], fields: list[str]) -> None:

@@ -1,11 +1,15 @@
-"""``harness run``: the numbered steps from a request to a scored run folder.
+"""``harness run``: the numbered steps from a request to a scored run folder, one function each.
 
-1. resolve   plugins, the defense's typed config, the suite, the judge
-2. folder    create or resume the run folder (same request -> same folder -> resume)
-3. model     load the model (cached conversion)
-4. defense   apply the defense (training defenses write their artifacts into the folder)
-5. generate  per benchmark: subset, skip what is done, generate, judge, append records
-6. score     metrics.json from the records, manifest with timings
+1. resolve      plugins, the defense's typed config, the suite, the judge, the backend; the run's identity
+2. folder       create or resume the run folder (same request -> same folder -> resume), the first manifest
+3. model        load the model (cached conversion)
+4. defense      apply the defense (training defenses write their artifacts into the folder)
+5. contamination  the defense's training prompts against the suite: refuse, or leave the overlaps out
+6. generate     generate (or reuse cached responses) and judge every item, appending records per batch
+7. capability   the suite's lm-eval tasks on the defended model
+8. score        metrics.json from the records, the final manifest with timings
+
+``run`` calls them in this order; ``harness analyze`` reuses steps 3 and 4 (``load``, ``apply_defense``).
 """
 
 from __future__ import annotations
@@ -17,30 +21,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import harness
-from harness.backend import DEFAULT_BACKEND
 from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
 from harness.config import build_config
 from harness.data import DataResolver, cache_dir
+from harness.defaults import DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE
 from harness.defense import DefenseContext
 from harness import faults
 from harness.errors import HarnessError
 from harness.generation import render_prompt
 from harness.metrics import summarize
-from harness.models import load_model
-from harness.plugins import Plugins
+from harness.models import LoadedModel, load_model
+from harness.plugins import Plugins, Registered
 from harness.provenance import fingerprint, git_commit, hardware, package_versions
 from harness.responsecache import ResponseCache
-from harness.runstore import RunFolder, safe_name
+from harness.runstore import FinishedRun, RunFolder, safe_name
 from harness.suite import Suite, load_suite_file
 
 
 @dataclass
 class RunRequest:
-    defense: str = "none"
+    defense: str = DEFAULT_DEFENSE
     defense_config: dict[str, Any] = field(default_factory=dict)
-    model: str = "smollm2-135m-instruct"
-    suite: str = "quick"
-    judge: str = "keyword"
+    model: str = DEFAULT_MODEL
+    suite: str = DEFAULT_SUITE
+    judge: str = DEFAULT_JUDGE
     judge_config: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     runs_dir: Path = Path("runs")
@@ -63,10 +67,113 @@ class RunRequest:
     reuse: Path | None = None
 
 
-def _suite(plugins: Plugins, name: str) -> Suite:
+# --- 1. resolve -------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """Every plugin a request names, built and validated before anything slow starts."""
+
+    defense: Registered
+    config: Any  # the defense's typed config
+    backend_entry: Registered
+    backend: Any
+    suite: Suite
+    benchmarks: list[tuple[Benchmark, int | None]]  # with each one's suite limit
+    judge_entry: Registered
+    judge: Any
+    resolver: DataResolver
+    identity: dict[str, Any]
+    run_id: str
+
+
+def resolve_defense(plugins: Plugins, name: str, settings: dict[str, Any]) -> tuple[Registered, Any]:
+    """The defense's registry entry and its typed config (unknown keys are an error naming the valid ones)."""
+    entry = plugins.defenses.entry(name)
+    return entry, build_config(entry.obj.Config, settings, f"defense {name!r}")
+
+
+def check_model(plugins: Plugins, spec: str) -> None:
+    """A model that is neither a preset, a folder nor a hub id is an unknown-preset error with suggestions."""
+    if spec not in plugins.models.items and not Path(spec).exists() and "/" not in spec:
+        plugins.models.get(spec)
+
+
+def suite_by_name(plugins: Plugins, name: str) -> Suite:
+    """A registered suite by name, or a suite TOML file by path."""
     if name.endswith(".toml") or "/" in name:
         return load_suite_file(Path(name))
     return load_suite_file(Path(plugins.suites.get(name)))
+
+
+def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
+    defense, config = resolve_defense(plugins, request.defense, request.defense_config)
+    backend_entry = plugins.backends.entry(request.backend)
+    backend = backend_entry.obj(build_config(backend_entry.obj.Config, request.backend_config,
+                                             f"backend {request.backend!r}"))
+    backend.require()  # a missing engine is reported before the model loads and the defense trains
+    suite = suite_by_name(plugins, request.suite)
+    benchmarks = [(plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks]
+    judge_entry = plugins.judges.entry(request.judge)
+    resolver = DataResolver(request.data_dir)
+    judge = judge_entry.obj(build_config(judge_entry.obj.Config, request.judge_config, f"judge {request.judge!r}"),
+                            resolver)
+    check_model(plugins, request.model)
+    identity = {
+        "model": request.model,
+        "defense": request.defense,
+        "defense_config": asdict(config),
+        "suite": suite.name,
+        "suite_sha256": suite.sha256,
+        "judge": judge.describe(None),
+        "seed": request.seed,
+    }
+    if request.exclude:
+        identity["exclude"] = sorted(map(list, request.exclude))
+    if request.backend != DEFAULT_BACKEND:  # outputs can differ slightly; the default keeps published run ids
+        identity["backend"] = request.backend
+    return Resolved(defense, config, backend_entry, backend, suite, benchmarks, judge_entry, judge, resolver,
+                    identity, fingerprint(identity)[:10])
+
+
+# --- 2. folder --------------------------------------------------------------------------------
+
+
+def run_folder(request: RunRequest, r: Resolved) -> Path:
+    return request.out or request.runs_dir / safe_name(f"{request.model}__{request.defense}__{r.suite.name}__{r.run_id}")
+
+
+def start_manifest(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder) -> dict[str, Any]:
+    """The manifest of a new or resumed run (a folder that holds another run is refused, its results kept)."""
+    previous = folder.read_manifest()
+    if previous and previous.get("run_id") != r.run_id:
+        raise HarnessError(
+            f"{folder.path} holds a different run (model {previous.get('model', {}).get('spec')!r}, defense "
+            f"{previous.get('defense', {}).get('name')!r}, another config or suite). Its results are "
+            "kept; choose another --out to start this run."
+        )
+    d = r.defense
+    return {
+        "run_id": r.run_id,
+        "harness_version": harness.__version__,
+        "created": previous.get("created") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "status": "running",
+        "identity": r.identity,
+        "defense": {"name": request.defense, "kind": d.obj.kind, "config": asdict(r.config), "plugin": d.plugin,
+                    "distribution": d.distribution, "version": d.version},
+        "suite": {"name": r.suite.name, "path": r.suite.path, "sha256": r.suite.sha256,
+                  "benchmarks": [asdict(e) for e in r.suite.benchmarks]},
+        "generation": r.suite.generation.record(),
+        "backend": {**r.backend.describe(), "plugin": r.backend_entry.plugin,
+                    "distribution": r.backend_entry.distribution, "version": r.backend_entry.version},
+        "judge": {**r.judge.describe(None), "distribution": r.judge_entry.distribution},
+        "seed": request.seed,
+        "plugins": {name: {"distribution": dist, "version": v} for name, (dist, v) in plugins.loaded.items()},
+        "packages": package_versions(),
+        "git": git_commit(),
+        "hardware": hardware(),
+        "resumed": (previous.get("resumed", 0) + 1) if previous else 0,
+    }
 
 
 def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
@@ -74,7 +181,7 @@ def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
     (contamination policy, left-out items, and itself to reuse), for a new run that reuses its trained defense
     (``--from``). The judge is not inherited: judging the same answers another way is what ``--from`` is for.
     """
-    manifest = _finished(source)
+    manifest = FinishedRun(source, f"--from {source}").require_complete().manifest
     identity = manifest["identity"]
     suite = identity["suite"]
     if suite not in plugins.suites.items:  # a suite file, not a registered name
@@ -89,24 +196,14 @@ def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
             "exclude": frozenset(map(tuple, identity.get("exclude", []))), "reuse": source}
 
 
-def _finished(source: Path) -> dict[str, Any]:
-    manifest = RunFolder(source).read_manifest()
-    if manifest is None:
-        raise HarnessError(f"--from {source}: not a run folder (no manifest.json).")
-    if manifest.get("status") != "complete":
-        raise HarnessError(f"--from {source}: the run is not finished (status {manifest.get('status')!r}); "
-                           "finish it first by running its command again.")
-    return manifest
-
-
-def _reuse(source: Path, identity: dict[str, Any], out: Path) -> dict[str, Any]:
+def reuse(source: Path, identity: dict[str, Any], out: Path) -> dict[str, Any]:
     """Copy a finished run's trained defense and capability scores into ``out``, after checking they fit."""
     import shutil
 
     if source.resolve() == out.resolve():
         raise HarnessError(f"--from {source} and --out name the same folder; choose a new --out for the new run.")
     with RunFolder(source):  # not while another process writes there
-        manifest = _finished(source)
+        manifest = FinishedRun(source, f"--from {source}").require_complete().manifest
         keys = ("model", "defense", "defense_config", "seed")
         theirs = manifest["identity"]
         differ = [k for k in keys if theirs.get(k) != json.loads(json.dumps(identity[k]))]  # as the manifest has it
@@ -119,6 +216,15 @@ def _reuse(source: Path, identity: dict[str, Any], out: Path) -> dict[str, Any]:
         if (source / "capability.json").is_file() and not (out / "capability.json").exists():
             shutil.copy2(source / "capability.json", out / "capability.json")
     return {"path": str(source), "run_id": manifest["run_id"]}
+
+
+# --- 3. model, 4. defense ---------------------------------------------------------------------
+
+
+def load(plugins: Plugins, spec: str, *, device: str | None = None, trust_remote_code: bool = False,
+         chat_template: str | None = None) -> LoadedModel:
+    return load_model(spec, presets={n: e.obj for n, e in plugins.models.items.items()}, device=device,
+                      trust_remote_code=trust_remote_code, chat_template=chat_template)
 
 
 def model_identity(loaded) -> str:
@@ -138,195 +244,145 @@ def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: D
     return defense.apply(loaded, ctx)
 
 
+# --- the run ----------------------------------------------------------------------------------
+
+
 def run(request: RunRequest, plugins: Plugins) -> Path:
     """Run (or resume) one defense on one model over one suite; returns the run folder."""
     started = time.time()
     timings: dict[str, float] = {}
-
-    # 1. resolve
-    defense_entry = plugins.defenses.entry(request.defense)
-    defense_cls = defense_entry.obj
-    config = build_config(defense_cls.Config, request.defense_config, f"defense {request.defense!r}")
-    backend_entry = plugins.backends.entry(request.backend)
-    backend = backend_entry.obj(build_config(backend_entry.obj.Config, request.backend_config,
-                                             f"backend {request.backend!r}"))
-    backend.require()  # a missing engine is reported before the model loads and the defense trains
-    suite = _suite(plugins, request.suite)
-    benchmarks: list[tuple[Benchmark, int | None]] = [
-        (plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks
-    ]
-    judge_entry = plugins.judges.entry(request.judge)
-    resolver = DataResolver(request.data_dir)
-    judge = judge_entry.obj(build_config(judge_entry.obj.Config, request.judge_config, f"judge {request.judge!r}"), resolver)
-    if request.model not in plugins.models.items and not Path(request.model).exists() and "/" not in request.model:
-        plugins.models.get(request.model)  # raises the unknown-preset error with suggestions
-
-    identity = {
-        "model": request.model,
-        "defense": request.defense,
-        "defense_config": asdict(config),
-        "suite": suite.name,
-        "suite_sha256": suite.sha256,
-        "judge": judge.describe(None),
-        "seed": request.seed,
-    }
-    if request.exclude:
-        identity["exclude"] = sorted(map(list, request.exclude))
-    if request.backend != DEFAULT_BACKEND:  # outputs can differ slightly; the default keeps published run ids
-        identity["backend"] = request.backend
-    run_id = fingerprint(identity)[:10]
-
-    # 2. folder
-    out = request.out or request.runs_dir / safe_name(f"{request.model}__{request.defense}__{suite.name}__{run_id}")
-    with RunFolder(out, wait=request.wait_for_folder) as folder:
-        previous = folder.read_manifest()
-        if previous and previous.get("run_id") != run_id:
-            raise HarnessError(
-                f"{out} holds a different run (model {previous.get('model', {}).get('spec')!r}, defense "
-                f"{previous.get('defense', {}).get('name')!r}, another config or suite). Its results are "
-                "kept; choose another --out to start this run."
-            )
-        manifest: dict[str, Any] = {
-            "run_id": run_id,
-            "harness_version": harness.__version__,
-            "created": previous.get("created") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "status": "running",
-            "identity": identity,
-            "defense": {
-                "name": request.defense,
-                "kind": defense_cls.kind,
-                "config": asdict(config),
-                "plugin": defense_entry.plugin,
-                "distribution": defense_entry.distribution,
-                "version": defense_entry.version,
-            },
-            "suite": {"name": suite.name, "path": suite.path, "sha256": suite.sha256,
-                      "benchmarks": [asdict(e) for e in suite.benchmarks]},
-            "generation": suite.generation.record(),
-            "backend": {**backend.describe(), "plugin": backend_entry.plugin,
-                        "distribution": backend_entry.distribution, "version": backend_entry.version},
-            "judge": {**judge.describe(None), "distribution": judge_entry.distribution},
-            "seed": request.seed,
-            "plugins": {name: {"distribution": d, "version": v} for name, (d, v) in plugins.loaded.items()},
-            "packages": package_versions(),
-            "git": git_commit(),
-            "hardware": hardware(),
-            "resumed": (previous.get("resumed", 0) + 1) if previous else 0,
-        }
-        done = {(r["benchmark"], r["id"]) for r in folder.read_records()}  # refuses a corrupt file untouched
+    r = resolve(request, plugins)  # 1
+    out = run_folder(request, r)
+    with RunFolder(out, wait=request.wait_for_folder) as folder:  # 2
+        manifest = start_manifest(request, r, plugins, folder)
+        done = {(rec["benchmark"], rec["id"]) for rec in folder.read_records()}  # refuses a corrupt file untouched
         if request.reuse is not None:
-            manifest["reused_from"] = _reuse(Path(request.reuse), identity, out)
+            manifest["reused_from"] = reuse(Path(request.reuse), r.identity, out)
         folder.write_manifest(manifest)
 
-        # 3. model
-        t0 = time.time()
-        loaded = load_model(
-            request.model,
-            presets={n: e.obj for n, e in plugins.models.items.items()},
-            device=request.device,
-            trust_remote_code=request.trust_remote_code,
-            chat_template=request.chat_template,
-        )
+        t0 = time.time()  # 3
+        loaded = load(plugins, request.model, device=request.device, trust_remote_code=request.trust_remote_code,
+                      chat_template=request.chat_template)
         timings["load_model_s"] = time.time() - t0
         manifest["model"] = loaded.info
 
-        # 4. defense
-        t0 = time.time()
-        defended = apply_defense(defense_cls(config), loaded, plugins, out / "defense", resolver, request.seed,
-                                 request.progress)
-        model_key = model_identity(loaded)
+        t0 = time.time()  # 4
+        defended = apply_defense(r.defense.obj(r.config), loaded, plugins, out / "defense", r.resolver,
+                                 request.seed, request.progress)
         timings["defense_s"] = time.time() - t0
         manifest["defense"]["info"] = defended.info
         folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
-        backend.check(defended)  # e.g. vllm refuses activation hooks
+        r.backend.check(defended)  # e.g. vllm refuses activation hooks
 
-        # 4b. contamination: what the defense trained on against what the suite evaluates
-        suite_samples = {b.name: stratified_subset(b.samples(resolver), limit, suite.seed) for b, limit in benchmarks}
+        suite_samples = {b.name: stratified_subset(b.samples(r.resolver), limit, r.suite.seed)  # 5
+                         for b, limit in r.benchmarks}
         excluded = _contamination(defended, suite_samples, request.contamination, manifest)
         excluded |= set(request.exclude)
 
-        # 5. generate (or reuse cached responses) and judge, appending records per batch
-        cache = None
-        if request.use_cache:
-            cache = ResponseCache(cache_dir() / "responses.sqlite", {
-                "model": model_key, "defense": request.defense, "config": asdict(config), "seed": request.seed,
-                "generation": suite.generation.record(),
-                **({"backend": request.backend} if request.backend != DEFAULT_BACKEND else {})})
-        reused = 0
-        for bench, limit in benchmarks:
-            samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
-            if not samples:
-                raise HarnessError(
-                    f"benchmark {bench.name!r} has no items after filtering (suite limit {limit}, "
-                    f"{len(suite_samples[bench.name])} selected before leaving out items that overlap the "
-                    "defense's training data or are excluded). "
-                    "Raise its limit in the suite, or remove the benchmark from the suite."
-                )
-            todo = [s for s in samples if (bench.name, s.id) not in done]
-            if not todo:
-                continue
+        cache = _response_cache(request, r, model_identity(loaded)) if request.use_cache else None  # 6
+        manifest["cached_responses"] = generate(request, r, folder, defended, suite_samples, excluded, done, cache,
+                                                timings)
+
+        capability = None  # 7
+        if r.suite.capability.get("tasks"):
             t0 = time.time()
-            prompts = [render_prompt(defended, list(s.messages), s.prefill) for s in todo]
-            judge_info = judge.describe(bench)
-
-            def record(batch: list[tuple[int, str]], cached: bool) -> None:
-                items = [todo[i] for i, _ in batch]
-                responses = [text for _, text in batch]
-                verdicts = judge.judge(bench, [s.prompt for s in items], responses)
-                folder.append_records(
-                    {"benchmark": bench.name, "id": s.id, "category": s.category, "harmful": s.harmful,
-                     "messages": list(s.messages), "prefill": s.prefill, "response": response, "label": v.label,
-                     "reason": v.reason, "judge": judge_info, "generation": suite.generation.record(),
-                     "cached": cached}
-                    for s, response, v in zip(items, responses, verdicts)
-                )
-                faults.checkpoint("generate.batch")
-
-            hits = cache.get_many(prompts) if cache else {}
-            if hits:
-                record(sorted(hits.items()), cached=True)
-                reused += len(hits)
-            missing = [i for i in range(len(prompts)) if i not in hits]
-            for batch in backend.generate(defended, [prompts[i] for i in missing], suite.generation, desc=bench.name,
-                                          progress=request.progress):
-                batch = [(missing[j], text) for j, text in batch]
-                if cache:
-                    cache.put_many([(prompts[i], text) for i, text in batch])
-                record(batch, cached=False)
-            timings[f"generate_{bench.name}_s"] = time.time() - t0
-        if cache:
-            cache.close()
-        backend.close()
-        manifest["cached_responses"] = reused
-
-        # 5b. capability through lm-eval, on the defended model (adapters merged, hooks and system prompt on)
-        capability = None
-        if suite.capability.get("tasks"):
-            t0 = time.time()
-            capability = _capability(folder, defended, suite, resolver, request.seed)
+            capability = _capability(folder, defended, r.suite, r.resolver, request.seed)
             timings["capability_s"] = time.time() - t0
 
-        # 6. score
-        records = folder.read_records()
-        metrics: dict[str, Any] = {"run_id": run_id, "benchmarks": {}}
-        for bench, limit in benchmarks:
-            rows = [r for r in records if r["benchmark"] == bench.name and (bench.name, r["id"]) not in excluded]
-            metrics["benchmarks"][bench.name] = {
-                "category": bench.category,
-                "metric": bench.metric,
-                **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
-            }
-        if capability is not None:
-            metrics["capability"] = {task: {name: m["value"] for name, m in r["metrics"].items()} | {"n": r["n"]}
-                                     for task, r in capability["tasks"].items()}
-        folder.write_metrics(metrics)
+        folder.write_metrics(score(r, folder.read_records(), excluded, capability))  # 8
         faults.checkpoint("score.metrics")
-        manifest["data_files"] = dict(sorted(resolver.used.items()))
+        manifest["data_files"] = dict(sorted(r.resolver.used.items()))
         timings["total_s"] = time.time() - started
         manifest["timings"] = timings
         manifest["status"] = "complete"
         folder.write_manifest(manifest)
     return out
+
+
+# --- 6. generate and judge --------------------------------------------------------------------
+
+
+def _response_cache(request: RunRequest, r: Resolved, model_key: str) -> ResponseCache:
+    return ResponseCache(cache_dir() / "responses.sqlite", {
+        "model": model_key, "defense": request.defense, "config": asdict(r.config), "seed": request.seed,
+        "generation": r.suite.generation.record(),
+        **({"backend": request.backend} if request.backend != DEFAULT_BACKEND else {})})
+
+
+def generate(request: RunRequest, r: Resolved, folder: RunFolder, defended, suite_samples: dict[str, list],
+             excluded: set[tuple[str, str]], done: set[tuple[str, str]], cache: ResponseCache | None,
+             timings: dict[str, float]) -> int:
+    """Generate (or take from the cache) and judge every item not yet recorded, appending records per batch;
+    returns how many responses came from the cache."""
+    reused = 0
+    generation = r.suite.generation
+    for bench, limit in r.benchmarks:
+        samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
+        if not samples:
+            raise HarnessError(
+                f"benchmark {bench.name!r} has no items after filtering (suite limit {limit}, "
+                f"{len(suite_samples[bench.name])} selected before leaving out items that overlap the "
+                "defense's training data or are excluded). "
+                "Raise its limit in the suite, or remove the benchmark from the suite."
+            )
+        todo = [s for s in samples if (bench.name, s.id) not in done]
+        if not todo:
+            continue
+        t0 = time.time()
+        prompts = [render_prompt(defended, list(s.messages), s.prefill) for s in todo]
+        judge_info = r.judge.describe(bench)
+
+        def record(batch: list[tuple[int, str]], cached: bool) -> None:
+            items = [todo[i] for i, _ in batch]
+            responses = [text for _, text in batch]
+            verdicts = r.judge.judge(bench, [s.prompt for s in items], responses)
+            folder.append_records(
+                {"benchmark": bench.name, "id": s.id, "category": s.category, "harmful": s.harmful,
+                 "messages": list(s.messages), "prefill": s.prefill, "response": response, "label": v.label,
+                 "reason": v.reason, "judge": judge_info, "generation": generation.record(), "cached": cached}
+                for s, response, v in zip(items, responses, verdicts)
+            )
+            faults.checkpoint("generate.batch")
+
+        hits = cache.get_many(prompts) if cache else {}
+        if hits:
+            record(sorted(hits.items()), cached=True)
+            reused += len(hits)
+        missing = [i for i in range(len(prompts)) if i not in hits]
+        for batch in r.backend.generate(defended, [prompts[i] for i in missing], generation, desc=bench.name,
+                                        progress=request.progress):
+            batch = [(missing[j], text) for j, text in batch]
+            if cache:
+                cache.put_many([(prompts[i], text) for i, text in batch])
+            record(batch, cached=False)
+        timings[f"generate_{bench.name}_s"] = time.time() - t0
+    if cache:
+        cache.close()
+    r.backend.close()
+    return reused
+
+
+# --- 8. score ---------------------------------------------------------------------------------
+
+
+def score(r: Resolved, records: list[dict[str, Any]], excluded: set[tuple[str, str]],
+          capability: dict[str, Any] | None) -> dict[str, Any]:
+    """metrics.json: per benchmark its rates with intervals; the capability tasks' headline metrics."""
+    metrics: dict[str, Any] = {"run_id": r.run_id, "benchmarks": {}}
+    for bench, _ in r.benchmarks:
+        rows = [rec for rec in records if rec["benchmark"] == bench.name and (bench.name, rec["id"]) not in excluded]
+        metrics["benchmarks"][bench.name] = {
+            "category": bench.category,
+            "metric": bench.metric,
+            **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
+        }
+    if capability is not None:
+        metrics["capability"] = {task: {name: m["value"] for name, m in res["metrics"].items()} | {"n": res["n"]}
+                                 for task, res in capability["tasks"].items()}
+    return metrics
+
+
+# --- 5. contamination, 7. capability ----------------------------------------------------------
 
 
 def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any]) -> set[tuple[str, str]]:

@@ -21,7 +21,7 @@ from typing import Any
 from harness.config import build_config
 from harness.data import DataResolver, read_csv, read_jsonl
 from harness.errors import HarnessError, unknown_name
-from harness.runstore import safe_name
+from harness.runstore import read_run_records, safe_name
 
 REQUIRED = ("prompt", "response")
 
@@ -36,23 +36,6 @@ class Pair:
     old_label: str | None = None
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    """A run's records, read only: a torn last line (a run killed mid-write) is skipped, not truncated."""
-    out = []
-    with open(path, "rb") as fh:
-        lines = fh.read().split(b"\n")
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if lineno == len(lines):  # no newline after it: the torn final write
-                break
-            raise HarnessError(f"{path}:{lineno}: malformed JSON line ({err.msg}).") from None
-    return out
-
-
 def load_pairs(source: Path) -> tuple[list[Pair], Path]:
     """The (prompt, response) pairs of a run folder or a JSONL/CSV file, and the file read."""
     source = Path(source)
@@ -61,7 +44,7 @@ def load_pairs(source: Path) -> tuple[list[Pair], Path]:
         if not path.is_file():
             raise HarnessError(f"{str(source)!r} is a folder without records.jsonl; give a run folder or a JSONL/CSV file.")
         pairs = []
-        for n, rec in enumerate(_read_records(path)):
+        for n, rec in enumerate(read_run_records(source)):
             messages = rec.get("messages") or []
             if "response" not in rec or not messages:
                 raise HarnessError(f"{path}: record {n + 1} has no messages or response; not a harness run's records.")

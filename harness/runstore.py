@@ -16,9 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.data import read_jsonl, read_jsonl_prefix
 from harness.errors import HarnessError
 
 RUN_FORMAT = 1  # bump when the folder layout changes incompatibly
+CORRUPT_RECORDS = "The file was edited or corrupted. Restore it or use a new --out."
 
 
 def safe_name(text: str) -> str:
@@ -37,6 +39,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """A run folder's manifest (None when there is none), refused when another run format wrote it."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise HarnessError(f"{path}: unreadable manifest ({err}).") from None
+    fmt = manifest.get("run_format")
+    if fmt != RUN_FORMAT:
+        raise HarnessError(
+            f"{folder} was written by an incompatible harness version (run format {fmt}, "
+            f"this harness reads {RUN_FORMAT}). Use a new --out folder, or the harness "
+            f"version named in its manifest ({manifest.get('harness_version', '?')})."
+        )
+    return manifest
 
 
 class RunFolder:
@@ -87,42 +108,17 @@ class RunFolder:
             self._lock_fh.close()
 
     def read_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.is_file():
-            return None
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as err:
-            raise HarnessError(f"{self.manifest_path}: unreadable manifest ({err}).") from None
-        fmt = manifest.get("run_format")
-        if fmt != RUN_FORMAT:
-            raise HarnessError(
-                f"{self.path} was written by an incompatible harness version (run format {fmt}, "
-                f"this harness reads {RUN_FORMAT}). Use a new --out folder, or the harness "
-                f"version named in its manifest ({manifest.get('harness_version', '?')})."
-            )
-        return manifest
+        return read_manifest(self.path)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.manifest_path, {"run_format": RUN_FORMAT, **manifest})
 
     def read_records(self) -> list[dict[str, Any]]:
-        """Records written so far; a torn last line (killed mid-write) is dropped and truncated."""
+        """Records written so far; a torn last line (killed mid-write) is dropped and truncated, so the next
+        append starts on a clean line. Only the process that holds the folder may call this."""
         if not self.records_path.is_file():
             return []
-        out = []
-        good_bytes = 0
-        with open(self.records_path, "rb") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    if line.endswith(b"\n"):
-                        raise HarnessError(
-                            f"{self.records_path}: line {len(out) + 1} is not valid JSON and is not "
-                            "the last line; the file was edited or corrupted. Restore it or use a new --out."
-                        ) from None
-                    break  # torn final write
-                good_bytes += len(line)
+        out, good_bytes = read_jsonl_prefix(self.records_path, torn_tail=True, fix=CORRUPT_RECORDS)
         if good_bytes != self.records_path.stat().st_size:
             with open(self.records_path, "r+b") as fh:
                 fh.truncate(good_bytes)
@@ -137,3 +133,52 @@ class RunFolder:
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json_atomic(self.metrics_path, metrics)
+
+
+class FinishedRun:
+    """A read-only view of a run folder, for everything that reads runs without writing them: ``--from``,
+    the leaderboard, re-judging, the analysis and tuning. It never takes the lock and never truncates:
+    a torn last record (a run killed mid-write, or still writing) is skipped.
+    """
+
+    def __init__(self, path: Path, what: str = ""):
+        self.path = Path(path)
+        self.what = what or str(self.path)  # how errors name the folder, e.g. "--from runs/x"
+        manifest = read_manifest(self.path)
+        if manifest is None:
+            raise HarnessError(f"{self.what}: not a run folder (no manifest.json).")
+        self.manifest: dict[str, Any] = manifest
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest.get("status") == "complete"
+
+    def require_complete(self) -> "FinishedRun":
+        if not self.complete:
+            raise HarnessError(f"{self.what}: the run is not finished (status {self.manifest.get('status')!r}); "
+                               "finish it first by running its command again.")
+        return self
+
+    @property
+    def run_id(self) -> str | None:
+        return self.manifest.get("run_id")
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "metrics.json"
+        if not path.is_file():
+            raise HarnessError(f"{self.what}: no metrics.json; finish the run first by running its command again.")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise HarnessError(f"{path}: unreadable metrics ({err}). Re-run the run's command to rewrite it.") from None
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_run_records(self.path)
+
+
+def read_run_records(folder: Path) -> list[dict[str, Any]]:
+    """A run folder's records, read only (no lock, no truncation): a torn last line is skipped."""
+    path = Path(folder) / "records.jsonl"
+    if not path.is_file():
+        return []
+    return read_jsonl(path, torn_tail=True, fix=CORRUPT_RECORDS)

@@ -160,7 +160,7 @@ def validation_overlaps(plugins: Plugins, suite, resolver) -> tuple[frozenset[tu
 def tune(request: TuneRequest, plugins: Plugins) -> Path:
     """Run (or resume) a tuning study; returns its folder."""
     from harness.data import DataResolver
-    from harness.pipeline import RunRequest, _suite, run
+    from harness.pipeline import RunRequest, run, suite_by_name
 
     # 1. resolve
     defense_cls = plugins.defenses.get(request.defense)
@@ -175,7 +175,7 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
     rule = build_config(SelectionRule, request.rule, "selection rule")
     if request.budget < 1:
         raise HarnessError("--budget must be at least 1 trial.")
-    suite = _suite(plugins, request.suite)
+    suite = suite_by_name(plugins, request.suite)
     not_val = [e.name for e in suite.benchmarks if plugins.benchmarks.get(e.name).split != "validation"]
     if not_val:
         raise HarnessError(f"suite {suite.name!r} includes test benchmark(s) {', '.join(not_val)}; tuning must "

@@ -158,12 +158,12 @@ def test_tune_refuses_test_benchmarks_untunable_defenses_and_clashing_sets(tiny_
 def test_validation_suite_is_disjoint_from_test_benchmarks_after_exclusion(data_dir):
     from harness import contamination
     from harness.data import DataResolver
-    from harness.pipeline import _suite
+    from harness.pipeline import suite_by_name
     from harness.tuning import validation_overlaps
 
     p = plugins()
     resolver = DataResolver(data_dir)
-    suite = _suite(p, "validation")
+    suite = suite_by_name(p, "validation")
     excluded, report = validation_overlaps(p, suite, resolver)
     assert "harmbench" in report["checked_against"] and "xstest-safe" in report["checked_against"]
     tests = {n: [(s.id, s.prompt) for s in e.obj.samples(resolver)] for n, e in p.benchmarks.items.items()

