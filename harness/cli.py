@@ -42,7 +42,8 @@ def _read_run_file(path: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.pipeline import RunRequest, inherit, run
+    from harness.inherit import inherit
+    from harness.pipeline import RunRequest, run
     from harness.plugins import plugins
 
     if args.config and args.from_run:
