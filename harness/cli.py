@@ -149,7 +149,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_agreement(args: argparse.Namespace) -> int:
-    from harness.judges.agreement import write_agreement
+    from harness.agreement import write_agreement
 
     print(f"wrote {write_agreement(Path(args.out), Path(args.data_dir) if args.data_dir else None)}")
     return 0

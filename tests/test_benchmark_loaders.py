@@ -14,7 +14,7 @@ import pytest
 from harness.benchmark import last_user_message, table_loader
 from harness.data import DataFile, DataResolver, read_json
 from harness.errors import HarnessError
-from harness.judges.keyword import RULES
+from judges.keyword import RULES
 from harness.plugins import plugins
 
 JBB_CATEGORIES = 10

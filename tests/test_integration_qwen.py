@@ -7,7 +7,7 @@ import importlib.metadata
 
 import pytest
 
-from harness.builtin_models import QWEN_CODER
+from presets.models import QWEN_CODER
 from harness.defense import DefendedModel
 from harness.generation import GenerationSettings, generate_texts, render_prompt
 from harness.models import load_model

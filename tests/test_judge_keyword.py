@@ -1,6 +1,6 @@
 from harness.coherence import incoherence_reason
 from harness.data import DataResolver
-from harness.judges.keyword import KeywordConfig, KeywordJudge
+from judges.keyword import KeywordConfig, KeywordJudge
 from harness.plugins import plugins
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from harness.data import DataResolver
 from harness.errors import HarnessError
-from harness.judges.learned import ARTIFACT, LearnedRefusalConfig, LearnedRefusalJudge, load_head
-from harness.judges.learned_train import load_labelled, metrics, train_artifact
+from judges.learned import ARTIFACT, LearnedRefusalConfig, LearnedRefusalJudge, load_head
+from judges.learned_train import load_labelled, metrics, train_artifact
 from harness.plugins import plugins
 
 REFUSALS = [
@@ -119,7 +119,7 @@ def test_bad_artifacts_are_clear_errors(tmp_path, data_dir):
 
 
 def test_agreement_report(tmp_path, data_dir):
-    from harness.judges.agreement import write_agreement
+    from harness.agreement import write_agreement
 
     text = write_agreement(tmp_path / "agreement.md", data_dir).read_text()
     assert "harness judge-agreement --data-dir" in text

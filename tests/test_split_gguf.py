@@ -114,7 +114,7 @@ def test_installed_part_without_its_file_is_an_error(install, tmp_path):
 
 
 def test_qwen_preset_matches_its_install_script():
-    from harness.builtin_models import QWEN_CODER
+    from presets.models import QWEN_CODER
     from harness.plugins import plugins
 
     assert QWEN_CODER.name in plugins().models.names()

@@ -142,7 +142,7 @@ def _complete(defended: DefendedModel, prompts: list[str], tokens: int, desc: st
 def build(model_key: str, defended: DefendedModel, resolver: DataResolver, benchmarks: dict[str, Benchmark],
           cfg: TrainingDataConfig, *, seed: int = 0, progress: bool = True) -> TrainingData:
     """Build (or load from the cache) the training sets for the undefended model ``defended``."""
-    from harness.judges.keyword import KeywordConfig, KeywordJudge
+    from judges.keyword import KeywordConfig, KeywordJudge
 
     evals, unchecked = eval_texts(benchmarks, resolver)
     # only the data fields: a defense config that extends TrainingDataConfig shares the cache

