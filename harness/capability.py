@@ -5,13 +5,14 @@ Why this shape:
 * Scoring goes through ``lm_eval.models.huggingface.HFLM(pretrained=model, ...)`` wrapping the
   caller's already-built model object, so whatever it carries (a PEFT adapter, forward hooks,
   steering vectors) is in force while it is scored. Nothing is reloaded from disk.
-* The hub is unreachable, so the tasks are the harness's own YAMLs in
-  ``benchmarks/lm_eval_tasks/``. Data paths: each YAML lists its files *relative to the data
-  folder* (``dataset_kwargs.data_files``) and loads them with a small ``custom_dataset``
-  function; lm-eval 0.4.13 calls that function with the TaskManager ``metadata`` plus the
-  task's ``dataset_kwargs``, so the folder is simply ``TaskManager(metadata={"data_dir": ...})``.
+* The hub is unreachable, so the tasks are lm-eval YAMLs that plugins register
+  (``register_capability_tasks``, one ``CapabilityTask`` each: its name and its include folder).
+  Data paths: each YAML lists its files *relative to the data folder*
+  (``dataset_kwargs.data_files``) and loads them with a small ``custom_dataset`` function;
+  lm-eval 0.4.13 calls that function with the TaskManager ``metadata`` plus the task's
+  ``dataset_kwargs``, so the folder is simply ``TaskManager(metadata={"data_dir": ...})``.
   This uses only lm-eval's public API, writes no temporary YAMLs, and the same YAMLs work from
-  the lm-eval CLI (``--include_path benchmarks/lm_eval_tasks --metadata '{"data_dir": ...}'``).
+  the lm-eval CLI (``--include_path FOLDER --metadata '{"data_dir": ...}'``).
 * Prompt format, one rule (``PROMPT_RULE``, also recorded in every result): multiple-choice tasks
   are scored as plain text without the chat template (lm-eval's usual zero-shot convention;
   the option letters/texts are continuations of a plain prompt). Tasks that score an assistant
@@ -34,23 +35,13 @@ import hashlib
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 from harness.errors import HarnessError, halve_batch, unknown_name
-
-TASK_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_eval_tasks"
-
-CAPABILITY_TASKS = (
-    "harness_mmlu",
-    "harness_arc_challenge",
-    "harness_gsm8k",
-    "harness_truthfulqa_mc1",
-    "harness_truthfulqa_mc2",
-    "harness_benign_loglik",
-)
 
 PROMPT_RULE = (
     "multiple_choice: plain text, no chat template, system_prompt as a leading paragraph; "
@@ -74,45 +65,76 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
-def _check_task(task: str) -> None:
-    if task not in CAPABILITY_TASKS:
-        raise CapabilityError(str(unknown_name("capability task", task, list(CAPABILITY_TASKS))))
-
-
-def _task_yamls(task: str) -> list[Path]:
-    """The task's YAML followed by the YAMLs it includes (they define its config)."""
-    paths, path = [], TASK_DIR / f"{task}.yaml"
-    while path is not None:
-        paths.append(path)
-        inc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader).get("include")
-        path = TASK_DIR / inc if inc else None
-    return paths
-
-
-def task_data_files(task: str) -> tuple[str, ...]:
-    """Data files ``task`` reads, relative to the data folder (for hashing into manifests)."""
-    _check_task(task)
-    for path in _task_yamls(task):
-        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-        if "dataset_kwargs" in cfg:
-            files = cfg["dataset_kwargs"]["data_files"].values()
-            return tuple(f for v in files for f in ([v] if isinstance(v, str) else v))
-    raise ValueError(f"{task}: no dataset_kwargs.data_files in its YAML")
-
-
-def capability_data_files(tasks: Iterable[str] = CAPABILITY_TASKS) -> dict[str, tuple[str, ...]]:
-    """``{task: data files relative to the data folder}`` for ``tasks``."""
-    return {t: task_data_files(t) for t in tasks}
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _config_sha256(task: str) -> str:
-    """Fingerprint of what defines the task: its YAML(s) and the shared loader/scorer module."""
-    parts = [p.read_bytes() for p in _task_yamls(task)] + [(TASK_DIR / "utils.py").read_bytes()]
-    return _sha256(b"\0".join(parts))
+@dataclass(frozen=True)
+class CapabilityTask:
+    """One lm-eval task a plugin provides (``register_capability_tasks``).
+
+    ``folder`` is an lm-eval include folder holding ``<name>.yaml`` and any YAML that one
+    ``include``s. The task's data files are its YAML's ``dataset_kwargs.data_files`` (relative to
+    the data folder, checked and hashed before scoring). ``support_files`` are the other files of
+    the folder that define the task (the module its ``!function`` entries name); with the YAMLs
+    they make up its ``config_sha256``, recorded with every score.
+    """
+
+    name: str
+    folder: Path
+    support_files: tuple[str, ...] = ()
+
+    def yamls(self) -> list[Path]:
+        """The task's YAML followed by the YAMLs it includes (they define its config)."""
+        paths, path = [], self.folder / f"{self.name}.yaml"
+        while path is not None:
+            paths.append(path)
+            inc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader).get("include")
+            path = self.folder / inc if inc else None
+        return paths
+
+    def setting(self, key: str) -> Any:
+        """``key`` as the task's config has it (the task's own YAML first, then what it includes)."""
+        for path in self.yamls():
+            cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+            if key in cfg:
+                return cfg[key]
+        return None
+
+    def data_files(self) -> tuple[str, ...]:
+        """Data files the task reads, relative to the data folder (for hashing into manifests)."""
+        kwargs = self.setting("dataset_kwargs")
+        if not kwargs or "data_files" not in kwargs:
+            raise ValueError(f"{self.name}: no dataset_kwargs.data_files in its YAML")
+        return tuple(f for v in kwargs["data_files"].values() for f in ([v] if isinstance(v, str) else v))
+
+    def config_sha256(self) -> str:
+        """Fingerprint of what defines the task: its YAML(s) and its support files."""
+        parts = [p.read_bytes() for p in self.yamls()] + [(self.folder / f).read_bytes() for f in self.support_files]
+        return _sha256(b"\0".join(parts))
+
+
+def _registered():
+    from harness.plugins import plugins
+
+    return plugins().capability_tasks
+
+
+def capability_task(name: str) -> CapabilityTask:
+    registry = _registered()
+    if name not in registry.items:
+        raise CapabilityError(str(unknown_name("capability task", name, registry.names())))
+    return registry.get(name)
+
+
+def task_data_files(task: str) -> tuple[str, ...]:
+    """Data files ``task`` reads, relative to the data folder (for hashing into manifests)."""
+    return capability_task(task).data_files()
+
+
+def capability_data_files(tasks: Iterable[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """``{task: data files relative to the data folder}`` for ``tasks`` (default: every registered task)."""
+    return {t: task_data_files(t) for t in (_registered().names() if tasks is None else tasks)}
 
 
 class _QuietCustomDatasetHint(logging.Filter):
@@ -188,16 +210,15 @@ def run_capability(
 
     tasks = list(tasks)
     if not tasks:
-        raise CapabilityError(f"no capability tasks given; known tasks: {', '.join(CAPABILITY_TASKS)}")
-    for task in tasks:
-        _check_task(task)
+        raise CapabilityError(f"no capability tasks given; known tasks: {', '.join(_registered().names())}")
+    specs = {task: capability_task(task) for task in tasks}
     if limit is not None and limit < 1:
         raise CapabilityError(f"limit must be a positive number of documents or None, got {limit}")
     data_dir = Path(data_dir)
     hashes = {}
     for task in tasks:
         hashes[task] = {}
-        for rel in task_data_files(task):
+        for rel in specs[task].data_files():
             path = data_dir / rel
             if not path.is_file():
                 raise MissingDataFileError(
@@ -208,7 +229,8 @@ def run_capability(
 
     version = lm_eval.__version__
     has_chat = bool(getattr(tokenizer, "chat_template", None))
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata={"data_dir": str(data_dir)})
+    folders = sorted({str(spec.folder) for spec in specs.values()})
+    manager = TaskManager(include_path=folders, include_defaults=False, metadata={"data_dir": str(data_dir)})
     report: dict[str, Any] = {
         "lm_eval_version": version,
         "limit": limit,
@@ -271,7 +293,7 @@ def run_capability(
                 "chat_template": chat,
                 "system_prompt_mode": mode,
                 "lm_eval_version": version,
-                "config_sha256": _config_sha256(task),
+                "config_sha256": specs[task].config_sha256(),
                 "data_files_sha256": hashes[task],
                 "wall_s": round(time.perf_counter() - start, 3),
             }

@@ -35,3 +35,8 @@ def register_suites(register):
 @hookspec
 def register_backends(register):
     """Call ``register(BackendClass)`` for each generation backend (a subclass of ``harness.backend.Backend``)."""
+
+
+@hookspec
+def register_capability_tasks(register):
+    """Call ``register(CapabilityTask(...))`` for each lm-eval task (a ``harness.capability.CapabilityTask``)."""

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pluggy
 
 from harness import hookspecs
 from harness.backend import Backend
 from harness.benchmark import Benchmark
+from harness.capability import CapabilityTask
+from harness.config import build_config
 from harness.defense import Defense
 from harness.errors import HarnessError, unknown_name
 from harness.judge import Judge
@@ -98,6 +100,15 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.items)
 
+    def construct(self, name: str, settings: Mapping[str, Any] | None, *args: Any) -> Any:
+        """An instance of the plugin class ``name``, its typed ``Config`` built from ``settings``.
+
+        Unknown keys and mistyped values are errors naming the valid keys; ``args`` follow the config
+        (a judge takes the data resolver).
+        """
+        cls = self.get(name)
+        return cls(build_config(cls.Config, dict(settings or {}), f"{self.kind} {name!r}"), *args)
+
 
 @dataclass
 class Plugins:
@@ -108,6 +119,7 @@ class Plugins:
     models: Registry
     suites: Registry
     backends: Registry
+    capability_tasks: Registry
     loaded: dict[str, tuple[str, str]]  # entry-point name -> (distribution, version)
 
 
@@ -143,6 +155,7 @@ def load_plugins() -> Plugins:
         "models": Registry("model preset", _check_instance("model preset", ModelPreset)),
         "suites": Registry("suite", _check_suite),
         "backends": Registry("backend", _check_plugin_class("backend", Backend)),
+        "capability_tasks": Registry("capability task", _check_instance("capability task", CapabilityTask)),
     }
     for hook_name, key in [
         ("register_defenses", "defenses"),
@@ -151,6 +164,7 @@ def load_plugins() -> Plugins:
         ("register_models", "models"),
         ("register_suites", "suites"),
         ("register_backends", "backends"),
+        ("register_capability_tasks", "capability_tasks"),
     ]:
         # Call each implementation on its own so every registered object knows its plugin.
         for impl in getattr(pm.hook, hook_name).get_hookimpls():

@@ -15,13 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.capability import (
-    CAPABILITY_TASKS,
-    TASK_DIR,
-    capability_data_files,
-    run_capability,
-    task_data_files,
-)
+from benchmarks.lm_eval_tasks import FOLDER as TASK_DIR
+from benchmarks.lm_eval_tasks import TASKS as CAPABILITY_TASKS
+from harness.capability import capability_data_files, run_capability, task_data_files
 
 LIMIT = 5
 ACCURACY = {"acc", "acc_norm", "exact_match"}
@@ -147,6 +143,15 @@ def test_missing_data_file_is_named(tiny_hf, tmp_path):
     (tmp_path / "gsm8k").mkdir()
     with pytest.raises(FileNotFoundError, match=r"gsm8k/test\.jsonl.*HARNESS_DATA_DIR"):
         run_capability(*tiny_hf, ["harness_gsm8k"], tmp_path, limit=2)
+
+
+def test_builtin_tasks_are_registered_through_an_entry_point():
+    from harness.plugins import plugins
+
+    registry = plugins().capability_tasks
+    assert registry.names() == sorted(CAPABILITY_TASKS)
+    assert registry.entry("harness_mmlu").plugin == "capability-tasks"
+    assert registry.get("harness_mmlu").folder == TASK_DIR
 
 
 def test_data_file_listing_matches_the_yamls_and_the_data(cap_data_dir):

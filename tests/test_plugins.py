@@ -110,3 +110,12 @@ def test_third_party_defense_is_listed_and_runs(third_party, tiny_dir, tiny_suit
     assert manifest["defense"]["info"] == {"word": "HEY"}
     blocked = _cli(dict(third_party, HARNESS_BLOCK_PLUGINS="shout"), "run", "--defense", "shout")
     assert blocked.returncode == 2 and "unknown defense 'shout'" in blocked.stderr
+
+
+def test_construct_builds_the_typed_config(data_dir):
+    from harness.data import DataResolver
+
+    judge = plugins().judges.construct("keyword", {"detect_incoherent": "false"}, DataResolver(data_dir))
+    assert judge.config.detect_incoherent is False and judge.config.rule is None
+    with pytest.raises(HarnessError, match="judge 'keyword': unknown config key 'rul'. Did you mean 'rule'"):
+        plugins().judges.construct("keyword", {"rul": "x"}, DataResolver(data_dir))
