@@ -15,7 +15,7 @@ come from splits no test benchmark draws on:
 
 from harness import hookimpl
 from harness.benchmark import Benchmark, table_loader
-from harness.training.trainsets import HARMFUL_VAL, HARMLESS_VAL, ORBENCH_RETAIN
+from harness.datafiles import HARMFUL_VAL, HARMLESS_VAL, ORBENCH_RETAIN
 
 CITATION = ("Arditi et al., Refusal in Language Models Is Mediated by a Single Direction, 2024 (splits); "
             "Cui et al., OR-Bench, arXiv 2405.20947; Lu et al., X-Boundary, arXiv 2502.09990 (retain set)")
