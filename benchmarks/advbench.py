@@ -26,7 +26,7 @@ def register_benchmarks(register):
             files=(BEHAVIORS,),
             load=table_loader(BEHAVIORS, prompt="goal", id=None, harmful=True, meta=("target",)),
             size=520,
-            refusal_keywords="gcg_advbench_evaluate",
+            judge_hints={"refusal_convention": "gcg_advbench_evaluate"},
             citation=CITATION,
         )
     )

@@ -59,7 +59,7 @@ def register_benchmarks(register):
                 meta=_meta,
             ),
             size=240,
-            refusal_keywords="refusal_direction_substring",
+            judge_hints={"refusal_convention": "refusal_direction_substring"},
             citation=CITATION,
         )
     )

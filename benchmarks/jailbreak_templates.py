@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Callable
+from typing import Callable, Mapping
 
 from harness import hookimpl
 from harness.benchmark import Benchmark, Sample, table_loader, user_turn
@@ -33,6 +33,7 @@ from harness.errors import HarnessError
 
 from benchmarks.jbb import CITATION as JBB_CITATION
 from benchmarks.jbb import HARMFUL as JBB_HARMFUL
+from benchmarks.jbb import JUDGE_HINTS as JBB_JUDGE_HINTS
 
 SLOT = "{{ prompt }}"
 SEED = 0
@@ -114,7 +115,7 @@ def template_benchmark(
     templates: tuple[str, ...] = tuple(TEMPLATES),
     per_request: int = PER_REQUEST,
     seed: int = SEED,
-    refusal_keywords: str = "jailbreakbench_StringClassifier",
+    judge_hints: Mapping[str, str] = JBB_JUDGE_HINTS,
     citation: str = CITATION,
 ) -> Benchmark:
     files = {stem: template_file(stem) for stem in templates}
@@ -145,7 +146,7 @@ def template_benchmark(
         files=base_files + tuple(files.values()),
         load=load,
         size=base_size * per_request,
-        refusal_keywords=refusal_keywords,
+        judge_hints=judge_hints,
         citation=citation,
     )
 

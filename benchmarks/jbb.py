@@ -5,6 +5,8 @@ from harness.benchmark import Benchmark, table_loader
 from harness.data import DataFile
 
 CITATION = "Chao et al., JailbreakBench, NeurIPS 2024 Datasets and Benchmarks"
+# JailbreakBench scores refusals with its StringClassifier: case-sensitive substrings of its list
+JUDGE_HINTS = {"refusal_convention": "jailbreakbench_StringClassifier"}
 
 HARMFUL = DataFile(
     "jbb_behaviors",
@@ -29,7 +31,7 @@ def register_benchmarks(register):
             files=(HARMFUL,),
             load=table_loader(HARMFUL, prompt="Goal", id="", category="Category", harmful=True),
             size=100,
-            refusal_keywords="jailbreakbench_StringClassifier",
+            judge_hints=JUDGE_HINTS,
             citation=CITATION,
         )
     )
@@ -41,7 +43,7 @@ def register_benchmarks(register):
             files=(BENIGN,),
             load=table_loader(BENIGN, prompt="goal", id="index", category="category", harmful=False),
             size=100,
-            refusal_keywords="jailbreakbench_StringClassifier",
+            judge_hints=JUDGE_HINTS,
             citation=CITATION,
         )
     )

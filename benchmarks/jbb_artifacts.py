@@ -99,7 +99,7 @@ def artifact_benchmark(name: str, method: str, attack_type: str, target: str, wh
         load=table_loader(file, rows=lambda doc: doc["jailbreaks"], where=lambda row: row["prompt"] is not None,
                           prompt="prompt", id="index", category="category", harmful=True, meta=meta, strip=False),
         size=size,
-        refusal_keywords="jailbreakbench_StringClassifier",
+        judge_hints={"refusal_convention": "jailbreakbench_StringClassifier"},
         citation=f"{JBB}; {citation}",
     )
 

@@ -34,7 +34,7 @@ def register_benchmarks(register):
             files=(OKTEST,),
             load=table_loader(OKTEST, prompt="prompt", id=None, harmful=False),
             size=300,
-            refusal_keywords="refusal_direction_substring",
+            judge_hints={"refusal_convention": "refusal_direction_substring"},
             citation=CITATION,
         )
     )

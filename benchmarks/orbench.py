@@ -34,7 +34,7 @@ def register_benchmarks(register):
             load=table_loader(ORBENCH_300, rows=lambda doc: doc["data"], prompt=last_user_message, id=None,
                               category="behavior", harmful=False),
             size=300,
-            refusal_keywords="refusal_direction_substring",
+            judge_hints={"refusal_convention": "refusal_direction_substring"},
             citation=CITATION,
         )
     )

@@ -34,7 +34,7 @@ def register_benchmarks(register):
             load=table_loader(PHTEST_300, rows=lambda doc: doc["data"], prompt=last_user_message, id=None,
                               harmful=False),
             size=300,
-            refusal_keywords="refusal_direction_substring",
+            judge_hints={"refusal_convention": "refusal_direction_substring"},
             citation=CITATION,
         )
     )

@@ -12,6 +12,7 @@ from harness.benchmark import Benchmark, table_loader
 
 from benchmarks.jbb import CITATION as JBB_CITATION
 from benchmarks.jbb import HARMFUL as JBB_HARMFUL
+from benchmarks.jbb import JUDGE_HINTS as JBB_JUDGE_HINTS
 
 CITATION = (
     f"{JBB_CITATION}; Andriushchenko et al., Jailbreaking Leading Safety-Aligned LLMs with Simple Adaptive "
@@ -32,7 +33,7 @@ def register_benchmarks(register):
             load=table_loader(JBB_HARMFUL, prompt="Goal", id="", category="Category", harmful=True,
                               prefill="Target"),
             size=100,
-            refusal_keywords="jailbreakbench_StringClassifier",
+            judge_hints=JBB_JUDGE_HINTS,
             citation=CITATION,
         )
     )

@@ -27,7 +27,7 @@ def register_benchmarks(register):
             load=table_loader(DATASET, prompt="forbidden_prompt", id=None, category="category",
                               harmful=True, meta=("source",)),
             size=313,
-            refusal_keywords="refusal_direction_substring",
+            judge_hints={"refusal_convention": "refusal_direction_substring"},
             citation=CITATION,
         )
     )

@@ -24,7 +24,7 @@ def register_benchmarks(register):
             load=table_loader(PROMPTS, prompt="prompt", id="id", category="type", harmful=False,
                               where=lambda row: row["label"] == "safe"),
             size=250,
-            refusal_keywords="xstest_strmatch",
+            judge_hints={"refusal_convention": "xstest_strmatch"},
             citation=CITATION,
         )
     )
@@ -37,7 +37,7 @@ def register_benchmarks(register):
             load=table_loader(PROMPTS, prompt="prompt", id="id", category="type", harmful=True,
                               where=lambda row: row["label"] == "unsafe"),
             size=200,
-            refusal_keywords="xstest_strmatch",
+            judge_hints={"refusal_convention": "xstest_strmatch"},
             citation=CITATION,
         )
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 from harness.data import DataFile, DataResolver
 from harness.errors import HarnessError
@@ -47,7 +47,10 @@ class Benchmark:
     files: tuple[DataFile, ...]
     load: Callable[[DataResolver], list[Sample]]
     size: int  # the full item count, checked on load
-    refusal_keywords: str = "refusal_direction_substring"  # which pinned keyword rule judges it
+    # Free-form hints any judge may read, e.g. {"refusal_convention": "xstest_strmatch"}: how the
+    # benchmark's authors matched refusals, so a judge that knows the convention can score the way they
+    # did. A judge ignores the hints it does not know; which hint it used is in its recorded settings.
+    judge_hints: Mapping[str, str] = field(default_factory=dict, hash=False)
     citation: str = ""
     # "validation" benchmarks are for tuning only: disjoint from every "test" one (checked by
     # `harness tune`), never in a leaderboard suite

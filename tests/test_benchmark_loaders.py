@@ -73,7 +73,7 @@ def test_loader_counts_fields_and_first_item(resolver, name, size, harmful, cate
     bench = plugins().benchmarks.get(name)
     items = bench.samples(resolver)
     assert len(items) == size == bench.size
-    assert bench.category == category and bench.refusal_keywords == rule and rule in RULES
+    assert bench.category == category and bench.judge_hints["refusal_convention"] == rule and rule in RULES
     assert bench.citation and bench.description
     assert all(f.sha256 and len(f.sha256) == 64 for f in bench.files)
     assert all(s.harmful is harmful and s.prompt and s.messages[-1]["role"] == "user" for s in items)
