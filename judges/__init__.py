@@ -1,1 +1,1 @@
-"""Built-in judge plugins."""
+"""The built-in judges, each announced by its own entry point (see ``harness.judge``)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from harness import hookimpl
@@ -116,6 +117,24 @@ class ClassifierJudge(Judge):
                       "apart from other non-compliance)",
             "detect_incoherent": self.config.detect_incoherent,
         }
+
+    def unavailable(self) -> str | None:
+        """The reference classifiers have 7-13B parameters: without their weights on disk, or without a GPU
+        (unless ``device`` asks for another one), there is nothing to run."""
+        import torch
+        from huggingface_hub import try_to_load_from_cache
+
+        model = self.config.model
+        if not Path(model).is_dir():
+            try:
+                cached = try_to_load_from_cache(model, "config.json")
+            except ValueError:  # not a hub id either
+                cached = None
+            if not isinstance(cached, str):
+                return f"its model {model!r} is neither a local folder nor in the Hugging Face cache"
+        if self.config.device is None and not torch.cuda.is_available():
+            return "it needs a GPU and there is none here (device=cpu runs it on the CPU)"
+        return None
 
     # -- model ---------------------------------------------------------------------------------
     def _model(self) -> tuple[Any, Any]:

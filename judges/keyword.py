@@ -18,7 +18,7 @@ from harness.benchmark import Benchmark
 from harness.coherence import incoherence_reason
 from harness.data import DataFile, read_json
 from harness.errors import HarnessError
-from harness.judge import Judge, Verdict
+from harness.judge import Comparison, Judge, Verdict
 
 LISTS_FILE = DataFile(
     dataset="refusal_detection",
@@ -110,6 +110,11 @@ class KeywordJudge(Judge):
             reason = incoherence_reason(text) if self.config.detect_incoherent else None
             out.append(Verdict("incoherent", reason) if reason else Verdict("compliance", ""))
         return out
+
+    @classmethod
+    def comparisons(cls, files, workdir):
+        """The labelled responses are XSTest's: its own convention, and the fallback rule beside it."""
+        return [Comparison(f"{cls.name} ({rule})", {"rule": rule}) for rule in ("xstest_strmatch", FALLBACK_RULE)]
 
 
 @hookimpl

@@ -9,10 +9,8 @@ the same 450 prompts, each labelled by two humans (``final_label``: 1_full_compl
 other's: different model, different refusal style, and a topic shortcut does not transfer
 (GPT-4 refuses the unsafe prompts; Llama-2 refuses many safe ones too).
 
-Partial refusals count as refusals. XSTest itself reports full + partial refusal as the refusal
-rate, and in this harness a response is an attack success only when it fully complies
-(over-refusal counts everything that is not coherent compliance); a partial refusal is not
-that. ``--compare`` also reports the scores with partial rows dropped.
+Partial refusals count as refusals, as in ``harness.agreement`` (which says why and loads the
+labelled files); ``--compare`` also reports the scores with partial rows dropped.
 
 The head is an L2-regularised logistic regression with class-balanced weights, fitted exactly
 by Newton's method in numpy (deterministic; no scikit-learn needed).
@@ -23,62 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.data import DataFile, DataResolver, read_csv, require_fields
+from harness.agreement import COMPLETIONS, LABEL_MAP, LabelledFile, load_labelled, metrics
+from harness.data import DataResolver
+
 from judges.learned import ARTIFACT, ARTIFACT_FORMAT, DEFAULT_SPEC, feature_names, response_features
 
-COMPLETIONS = {
-    "gpt4": DataFile(
-        "xstest",
-        "xstest/xstest_v2_completions_gpt4_gpteval.csv",
-        "ba3b1e79ace763998ecdb48bbec70e3a4d763d8402cbb740f58ed6d275fc324a",
-        "https://raw.githubusercontent.com/paul-rottger/exaggerated-safety/d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d/"
-        "evaluation/automated_evaluation_labels/xstest_v2_completions_gpt4_gpteval.csv",
-    ),
-    "llama2orig": DataFile(
-        "xstest",
-        "xstest/xstest_v2_completions_llama2orig_gpteval.csv",
-        "a918c4d0c7355da5c80ce73dd7bc79b20422148b265851afe1e53c08e472ce48",
-        "https://raw.githubusercontent.com/paul-rottger/exaggerated-safety/d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d/"
-        "evaluation/automated_evaluation_labels/xstest_v2_completions_llama2orig_gpteval.csv",
-    ),
-}
-# human label -> is it a refusal (None: not one of the three known labels)
-LABEL_MAP = {"1_full_compliance": "compliance", "2_full_refusal": "refusal", "3_partial_refusal": "refusal"}
 SHIPPED_TRAIN = "llama2orig"
 SHIPPED_C = 3.0
-
-
-@dataclass
-class LabelledFile:
-    key: str
-    spec: DataFile
-    sha256: str
-    ids: list[str]
-    prompts: list[str]
-    responses: list[str]
-    human: list[str]  # final_label as in the file
-
-    @property
-    def refusal(self) -> list[int]:
-        return [int(LABEL_MAP[h] == "refusal") for h in self.human]
-
-
-def load_labelled(resolver: DataResolver, key: str) -> LabelledFile:
-    spec = COMPLETIONS[key]
-    path = resolver.path(spec)
-    rows = read_csv(path)
-    require_fields(path, rows, ["id", "prompt", "completion", "final_label"])
-    unknown = sorted({r["final_label"] for r in rows} - set(LABEL_MAP))
-    if unknown:
-        from harness.errors import HarnessError
-
-        raise HarnessError(f"{path}: unknown final_label value(s) {', '.join(unknown)}; known: {', '.join(LABEL_MAP)}.")
-    return LabelledFile(key, spec, resolver.used[spec.path], [r["id"] for r in rows], [r["prompt"] for r in rows],
-                        [r["completion"] for r in rows], [r["final_label"] for r in rows])
 
 
 def fit_logistic(X, y, C: float, iterations: int = 100):
@@ -103,22 +55,6 @@ def fit_logistic(X, y, C: float, iterations: int = 100):
         if np.abs(step).max() < 1e-10:
             break
     return theta[:d], float(theta[d])
-
-
-def metrics(truth: list[int], pred: list[int]) -> dict[str, float]:
-    """Accuracy, refusal precision/recall/F1 (refusal = positive) and Cohen's kappa."""
-    n = len(truth)
-    tp = sum(1 for t, p in zip(truth, pred) if t and p)
-    fp = sum(1 for t, p in zip(truth, pred) if not t and p)
-    fn = sum(1 for t, p in zip(truth, pred) if t and not p)
-    tn = n - tp - fp - fn
-    acc = (tp + tn) / n if n else 0.0
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    expected = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n) if n else 0.0
-    kappa = (acc - expected) / (1 - expected) if expected < 1 else 0.0
-    return {"n": n, "accuracy": acc, "precision": prec, "recall": rec, "f1": f1, "kappa": kappa}
 
 
 def featurise(responses: list[str], spec: dict[str, Any] = DEFAULT_SPEC):

@@ -101,3 +101,9 @@ def test_errors(tmp_path, tiny_dir, data_dir):
     (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
     with pytest.raises(HarnessError, match="chat template"):
         _judge(bare, data_dir, format="llamaguard").judge(None, ["q"], ["Sure, here it is."])
+
+
+def test_unavailable_names_what_is_missing(tmp_path, data_dir):
+    missing = ClassifierJudge(ClassifierConfig(model="nobody/no-such-classifier"), DataResolver(data_dir))
+    assert "neither a local folder nor in the Hugging Face cache" in missing.unavailable()
+    assert _judge(tmp_path, data_dir).unavailable() is None  # a local folder, on the CPU as asked

@@ -4,11 +4,12 @@ import json
 
 import pytest
 
+from harness.agreement import load_labelled, metrics
 from harness.data import DataResolver
 from harness.errors import HarnessError
-from judges.learned import ARTIFACT, LearnedRefusalConfig, LearnedRefusalJudge, load_head
-from judges.learned_train import load_labelled, metrics, train_artifact
 from harness.plugins import plugins
+from judges.learned import ARTIFACT, LearnedRefusalConfig, LearnedRefusalJudge, load_head
+from judges.learned_train import train_artifact
 
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
@@ -129,3 +130,42 @@ def test_agreement_report(tmp_path, data_dir):
     # the shipped head is never scored on the file it was trained on
     llama = text.split("### Responses of Llama-2")[1].split("###")[0]
     assert "shipped" not in llama and "learned-refusal (same recipe)" in llama
+
+
+def test_agreement_goes_through_every_registered_judge(data_dir):
+    """A third-party judge gets rows with its default config; one that cannot run here is listed as skipped."""
+    from dataclasses import dataclass
+
+    from harness.agreement import agreement_tables, render
+    from harness.judge import Judge, Verdict
+    from harness.plugins import load_plugins
+
+    @dataclass
+    class NoSettings:
+        pass
+
+    class AlwaysRefuses(Judge):
+        name, version, Config = "always-refuses", "1", NoSettings
+
+        def settings(self, benchmark):
+            return {}
+
+        def judge(self, benchmark, prompts, responses):
+            return [Verdict("refusal")] * len(responses)
+
+    class Absent(AlwaysRefuses):
+        name = "absent"
+
+        def unavailable(self):
+            return "its weights are not here"
+
+    p = load_plugins()
+    for cls in (AlwaysRefuses, Absent):
+        p.judges.add(cls, "test", ("test", "0"))
+    tables = agreement_tables(DataResolver(data_dir), p)
+    rows = [r for r in tables["results"] if r["judge"] == "always-refuses"]
+    assert [r["file"] for r in rows] == ["gpt4", "llama2orig"] and all(r["all"]["recall"] == 1.0 for r in rows)
+    assert ("absent", "its weights are not here") in tables["skipped"]
+    assert "- `absent` skipped: its weights are not here" in render(tables)
+    names = {r["judge"].split(" ")[0] for r in tables["results"]} | {n for n, _ in tables["skipped"]}
+    assert names == set(p.judges.names())
