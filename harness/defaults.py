@@ -10,3 +10,7 @@ DEFAULT_SUITE = "quick"
 DEFAULT_JUDGE = "keyword"
 DEFAULT_BACKEND = "transformers"
 TUNING_SUITE = "validation"  # tuning's suite: validation benchmarks only, disjoint from every test benchmark
+
+# the validation benchmarks tuning's selection rule reads: ASR, the benign-compliance floor, the tie-break
+TUNING_HARMFUL, TUNING_BENIGN, TUNING_BORDERLINE = "val-harmful", "val-harmless", "val-borderline"
+ANALYSIS_OVER_REFUSAL = ("xstest-safe", "oktest", "orbench", "phtest")  # the over-refusal sets the analysis probes
