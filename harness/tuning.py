@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import build_config
+from harness.data import read_jsonl
+from harness.defaults import (DEFAULT_DEFENSE, DEFAULT_MODEL, DEFAULT_SUITE, TUNING_BENIGN, TUNING_BORDERLINE,
+                              TUNING_HARMFUL, TUNING_SUITE)
 from harness.errors import HarnessError
 from harness.plugins import Plugins
-from harness.runstore import safe_name, write_json_atomic
+from harness.report import Study, code_block, md_escape, md_table, tradeoff
+from harness.runstore import FinishedRun, safe_name, write_json_atomic
 from harness.search import latin_hypercube
 
 TUNE_FORMAT = 1
@@ -36,9 +40,9 @@ BROKEN_SHARE = 0.5  # a trial this incoherent on any validation set is drawn apa
 @dataclass
 class SelectionRule:
     min_benign_ratio: float = 0.9  # benign compliance kept, relative to the undefended model
-    harmful: str = "val-harmful"  # ASR is measured here
-    benign: str = "val-harmless"  # the constraint
-    borderline: str = "val-borderline"  # tie-break, and the over-refusal axis of the figure
+    harmful: str = TUNING_HARMFUL  # ASR is measured here
+    benign: str = TUNING_BENIGN  # the constraint
+    borderline: str = TUNING_BORDERLINE  # tie-break, and the over-refusal axis of the figure
 
     def __post_init__(self):
         if not 0 <= self.min_benign_ratio <= 1:
@@ -48,8 +52,8 @@ class SelectionRule:
 @dataclass
 class TuneRequest:
     defense: str
-    model: str = "smollm2-135m-instruct"
-    suite: str = "validation"
+    model: str = DEFAULT_MODEL
+    suite: str = TUNING_SUITE
     budget: int = 4
     seed: int = 0
     out: Path | None = None
@@ -101,20 +105,9 @@ def select(trials: list[dict[str, Any]], baseline: dict[str, Any], rule: Selecti
 
 
 def _read_trials(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n == len(lines):
-                break  # a torn last line from a kill: that trial is simply run again (it resumes)
-            raise HarnessError(f"{path}: line {n} is not valid JSON; fix or remove that line.") from None
-    return out
+    """The finished trials; a torn last line (killed while writing it) is skipped: that trial runs again and
+    resumes from its run folder."""
+    return read_jsonl(path, torn_tail=True, fix="Fix or remove that line.") if path.is_file() else []
 
 
 def _toml_value(v: Any) -> str:
@@ -179,7 +172,7 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
     not_val = [e.name for e in suite.benchmarks if plugins.benchmarks.get(e.name).split != "validation"]
     if not_val:
         raise HarnessError(f"suite {suite.name!r} includes test benchmark(s) {', '.join(not_val)}; tuning must "
-                           "not look at test data. Use a suite of validation benchmarks (default: validation).")
+                           f"not look at test data. Use a suite of validation benchmarks (default: {TUNING_SUITE}).")
     resolver = DataResolver(request.data_dir)
     root = request.tune_dir / safe_name(request.model)
     out = request.out or root / safe_name(request.defense)
@@ -206,8 +199,8 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
 
     # 3. baseline (undefended), shared by every defense tuned on this model and suite
     base_dir = (request.out.parent if request.out else root) / "runs" / f"baseline-{safe_name(suite.name)}"
-    base_run = run(RunRequest(defense="none", out=base_dir, wait_for_folder=True, **common), plugins)
-    baseline = scores(json.loads((base_run / "metrics.json").read_text()), rule)
+    base_run = run(RunRequest(defense=DEFAULT_DEFENSE, out=base_dir, wait_for_folder=True, **common), plugins)
+    baseline = scores(FinishedRun(base_run).metrics(), rule)
 
     # 4. trials
     configs = latin_hypercube(space, request.budget, request.seed)
@@ -220,10 +213,9 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
         if request.progress:
             print(f"[tune {request.defense}] trial {i + 1}/{len(configs)}: {params}", flush=True)
         t0 = time.time()
-        trial_dir = run(RunRequest(defense=request.defense, defense_config=config,
-                                   out=out / "runs" / f"trial-{i:03d}", **common), plugins)
-        metrics = json.loads((trial_dir / "metrics.json").read_text())
-        manifest = json.loads((trial_dir / "manifest.json").read_text())
+        trial = FinishedRun(run(RunRequest(defense=request.defense, defense_config=config,
+                                           out=out / "runs" / f"trial-{i:03d}", **common), plugins))
+        metrics, manifest = trial.metrics(), trial.manifest
         record = {"trial": i, "params": params, "config": manifest["defense"]["config"],
                   "scores": scores(metrics, rule), "seconds": round(time.time() - t0, 1),
                   "run_seconds": manifest.get("timings", {}), "run_id": metrics["run_id"]}
@@ -240,54 +232,31 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
         f"harness tune --defense {request.defense}: trial {choice['trial']} of {len(trials)} "
         f"(budget {request.budget}, seed {request.seed}, suite {suite.name})",
         f"rule: {choice['reason']}",
-        "use: harness run --config best.toml --suite quick",
+        f"use: harness run --config best.toml --suite {DEFAULT_SUITE}",
     ])
     return out
 
 
 def tradeoff_figure(studies: list[Path], out: Path) -> Path:
     """Validation ASR against borderline over-refusal, every trial of every study, frontiers drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    baseline = None
-    for i, folder in enumerate(studies):
+    drawn, baseline, rule = [], None, asdict(SelectionRule())
+    for folder in studies:
         sel_path = folder / "selection.json"
         if not sel_path.is_file():
             raise HarnessError(f"{folder} has no selection.json: finish `harness tune` there first.")
         selection = json.loads(sel_path.read_text())
-        baseline = selection["baseline"]
+        baseline, rule = selection["baseline"], selection["rule"]
         trials = _read_trials(folder / "trials.jsonl")
-        study = json.loads((folder / "tune.json").read_text())
-        pts = [(1 - t["scores"]["borderline_compliance"], t["scores"]["asr"], t["trial"]) for t in trials]
-        # a model that answers mostly gibberish scores ASR 0 without being safe: drawn apart, off the front
-        broken = {t["trial"] for t in trials if max(t["scores"]["incoherent"].values()) >= BROKEN_SHARE}
-        colour = f"C{i % 10}"
-        sound = [p for p in pts if p[2] not in broken]
-        ax.scatter([p[0] for p in sound], [p[1] for p in sound], color=colour, alpha=0.6, label=study["defense"])
-        ax.scatter([p[0] for p in pts if p[2] in broken], [p[1] for p in pts if p[2] in broken], color=colour,
-                   marker="x", s=60)
-        front = pareto_front([(x, y) for x, y, _ in sound])
-        ax.plot([p[0] for p in front], [p[1] for p in front], color=colour, linewidth=1)
-        chosen = [p for p in pts if p[2] == selection["trial"]][0]
-        ax.scatter([chosen[0]], [chosen[1]], color=colour, marker="*", s=220, edgecolor="black", zorder=5)
-    if baseline is not None:
-        ax.scatter([1 - baseline["borderline_compliance"]], [baseline["asr"]], color="black", marker="X", s=120,
-                   label="undefended", zorder=6)
-    ax.set_xlabel("validation over-refusal (val-borderline, lower is better)")
-    ax.set_ylabel("validation ASR (val-harmful, lower is better)")
-    ax.set_xlim(-0.03, 1.03)
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_title(f"Tuning trials (star: selected; line: Pareto front; x: >= {BROKEN_SHARE:.0%} incoherent)",
-                 fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+        drawn.append(Study(
+            label=json.loads((folder / "tune.json").read_text())["defense"],
+            trials=[(1 - t["scores"]["borderline_compliance"], t["scores"]["asr"], t["trial"]) for t in trials],
+            # a model that answers mostly gibberish scores ASR 0 without being safe: drawn apart, off the front
+            broken={t["trial"] for t in trials if max(t["scores"]["incoherent"].values()) >= BROKEN_SHARE},
+            chosen=selection["trial"]))
+    tradeoff(drawn, None if baseline is None else (1 - baseline["borderline_compliance"], baseline["asr"]), out,
+             xlabel=f"validation over-refusal ({rule['borderline']}, lower is better)",
+             ylabel=f"validation ASR ({rule['harmful']}, lower is better)",
+             title=f"Tuning trials (star: selected; line: Pareto front; x: >= {BROKEN_SHARE:.0%} incoherent)")
     return out
 
 
@@ -297,14 +266,10 @@ def tuning_report(studies: list[Path], figure: Path | None = None, command: str 
     ``command``, the `harness tradeoff` line that rebuilds the page, is printed at the top so a reader (and
     tests/test_published.py) can regenerate it from the committed study files.
     """
-    from tabulate import tabulate
-
-    from harness.leaderboard import md_escape
-
     parts = ["# Tuning on validation data", ""]
     if command is not None:
-        parts += ["Rebuild this page and its figure (run the command in the folder this page is in):", "",
-                  "```bash", command, "```", ""]
+        parts += code_block("Rebuild this page and its figure (run the command in the folder this page is in):",
+                            command)
     for folder in studies:
         study = json.loads((folder / "tune.json").read_text())
         selection = json.loads((folder / "selection.json").read_text())
@@ -326,17 +291,8 @@ def tuning_report(studies: list[Path], figure: Path | None = None, command: str 
                          f"{max(sc['incoherent'].values()):.3f}", f"{t['seconds']:.0f}"])
         rows.append(["undefended", "", f"{base['asr']:.3f}", f"{base['benign_compliance']:.3f}",
                      f"{base['borderline_compliance']:.3f}", f"{max(base['incoherent'].values()):.3f}", ""])
-        parts += [tabulate(rows, headers=["trial", "params", "val ASR", "benign compliance", "borderline compliance",
-                                          "max incoherent share", "seconds"], tablefmt="github"), ""]
+        parts += [md_table(["trial", "params", "val ASR", "benign compliance", "borderline compliance",
+                            "max incoherent share", "seconds"], rows, align_numbers=True), ""]
     if figure is not None:
         parts += [f"![validation ASR against over-refusal for every trial]({figure.name})", ""]
     return "\n".join(parts)
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points no other point beats on both axes (lower is better), sorted by x."""
-    front = []
-    for x, y in sorted(set(points)):
-        if not front or y < front[-1][1]:
-            front.append((x, y))
-    return front

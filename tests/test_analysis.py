@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.analysis import (OVER_REFUSAL_BENCHMARKS, AnalysisRequest, last_states, logit_lens, prepare,
-                              prompt_sets, token_sets)
+from harness.analysis.common import AnalysisRequest, last_states, prepare, prompt_sets
+from harness.analysis.logitlens import logit_lens, token_sets
 from harness.benchmark import Sample, user_turn
 from harness.cli import main
 from harness.data import DataResolver
+from harness.defaults import ANALYSIS_OVER_REFUSAL as OVER_REFUSAL_BENCHMARKS
 from harness.errors import HarnessError
 from harness.pipeline import RunRequest, run
 from harness.plugins import plugins

@@ -65,3 +65,25 @@ def test_published_tuning_report_rebuilds_from_committed_studies(page, tmp_path,
 
 def test_there_is_a_published_tuning_report():
     assert TUNING_PAGES
+
+
+ANALYSES = sorted(p.parent for p in (LEADERBOARDS / "analysis").glob("*/probe.json"))
+
+
+@pytest.mark.parametrize("folder", ANALYSES, ids=[p.name for p in ANALYSES])
+def test_published_analysis_pages_rebuild_from_their_json(folder, tmp_path):
+    """The model work of `harness analyze` is recorded in its json; the pages are drawn from the json alone."""
+    import json
+
+    from harness.analysis.logitlens import write_logitlens
+    from harness.analysis.probe import write_probe
+
+    for name, write in (("probe", write_probe), ("logitlens", write_logitlens)):
+        data = json.loads((folder / f"{name}.json").read_text())
+        write(tmp_path, data)
+        assert (tmp_path / f"{name}.md").read_text() == (folder / f"{name}.md").read_text()
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == data
+
+
+def test_there_are_published_analyses():
+    assert ANALYSES

@@ -12,7 +12,8 @@ from harness.config import build_config
 from harness.errors import HarnessError
 from harness.plugins import plugins
 from harness.search import Choice, LogUniform, Uniform, latin_hypercube
-from harness.tuning import SelectionRule, TuneRequest, pareto_front, select, tradeoff_figure, tune, tuning_report
+from harness.report import front_line as pareto_front
+from harness.tuning import SelectionRule, TuneRequest, select, tradeoff_figure, tune, tuning_report
 
 
 def test_latin_hypercube_is_deterministic_and_covers_every_stratum():
