@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Iterator
 
 from harness import hookimpl
-from harness.backend import DEFAULT_BACKEND, Backend
+from harness.backend import Backend
 from harness.generation import generate_texts
 
 
 class TransformersBackend(Backend):
-    name = DEFAULT_BACKEND
+    name = "transformers"
     description = ("transformers generate() in length-sorted, left-padded batches (suite batch_size), with the "
                    "defense's hooks active; the default")
 

@@ -2,10 +2,11 @@
 
 A backend turns rendered prompts (``harness.generation.render_prompt``: the defense's transform,
 the chat template and any prefill, already applied) into responses for a ``DefendedModel``.
-The built-in ``transformers`` backend is ``harness.generation.generate_texts`` (batched,
-length-sorted, left-padded, greedy by default) and is the default; ``vllm`` hands generation to
-a vLLM engine when that is installed. Backends yield ``[(index, response), ...]`` batches, so
-the pipeline appends records per batch and an interrupted run resumes where it stopped.
+The built-in backends live in the top-level ``backends`` package; the default one
+(``harness.defaults.DEFAULT_BACKEND``) is ``harness.generation.generate_texts`` (batched,
+length-sorted, left-padded, greedy by default). Backends yield ``[(index, response), ...]``
+batches, so the pipeline appends records per batch and an interrupted run resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 if TYPE_CHECKING:
     from harness.defense import DefendedModel
     from harness.generation import GenerationSettings
-
-DEFAULT_BACKEND = "transformers"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.data import cache_dir, sha256_file
+from harness.defaults import DEFAULT_MODEL
 from harness.errors import HarnessError
 
 
@@ -39,7 +40,7 @@ class LoadedModel:
 
 
 def pick_device() -> tuple[str, Any]:
-    """CUDA in bf16 when present, else CPU in float32 (DESIGN.md)."""
+    """CUDA in bf16 when present (half of float32's memory), else CPU in float32."""
     import torch
 
     if torch.cuda.is_available():
@@ -96,7 +97,7 @@ def load_model(
         if preset.gpu_only and device == "cpu":
             raise HarnessError(
                 f"model preset {spec!r} needs a GPU (it is too large for a CPU run); "
-                "use the default smollm2-135m-instruct or run on a CUDA machine."
+                f"use the default {DEFAULT_MODEL} or run on a CUDA machine."
             )
         location = preset.resolve(cache_dir())
     else:

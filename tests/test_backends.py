@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from harness.backend import DEFAULT_BACKEND, Backend
+from harness.backend import Backend
 from harness.cli import main
+from harness.defaults import DEFAULT_BACKEND
 from harness.defense import DefendedModel
 from harness.errors import HarnessError
 from harness.generation import GenerationSettings, generate_texts, render_prompt
