@@ -9,9 +9,10 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.leaderboard import build, md_escape, pareto_front
+from harness.leaderboard import build
 from harness.pipeline import RunRequest, run
 from harness.plugins import plugins
+from harness.report import md_escape, pareto_front
 
 SUITE = ('name = "{name}"\nseed = 0\n[generation]\nmax_new_tokens = {tokens}\nbatch_size = 4\n'
          '[[benchmarks]]\nname = "jbb-harmful"\nlimit = 4\n'

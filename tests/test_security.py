@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.leaderboard import md_escape
+from harness.report import md_escape
 from harness.runstore import safe_name
 
 REPO = Path(__file__).resolve().parents[1]
