@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import build_config
 from harness.data import DataResolver, read_csv, read_jsonl
 from harness.errors import HarnessError, unknown_name
 from harness.runstore import read_run_records, safe_name
@@ -89,7 +88,7 @@ def rejudge(source: Path, judge_name: str, judge_config: dict[str, Any] | None =
         plugins = load()
     entry = plugins.judges.entry(judge_name)
     resolver = DataResolver(data_dir)
-    judge = entry.obj(build_config(entry.obj.Config, judge_config or {}, f"judge {judge_name!r}"), resolver)
+    judge = plugins.judges.construct(judge_name, judge_config, resolver)
     pairs, read_path = load_pairs(source)
     out = Path(out) if out else default_out(source, judge_name)
     if out.resolve() == read_path.resolve():
