@@ -51,7 +51,7 @@ TARGET_RATIO = 1.8
 
 
 # --------------------------------------------------------------------------------------------
-# the RR setup, as defenses/circuit_breakers.py derives it from RRConfig
+# the RR setup, as harness/training/rerouting.py derives it from RRConfig
 
 
 @dataclass
@@ -72,12 +72,12 @@ class RRPlan:
 
 
 def rr_plan(depth: int, *, total_steps: int | None = None) -> RRPlan:
-    """``RRConfig()``'s defaults scaled to a ``depth``-layer model, exactly as ``RepresentationDefense.apply``.
+    """``RRConfig()``'s defaults scaled to a ``depth``-layer model, exactly as ``ReroutingDefense`` does.
 
     The coefficients are taken at the middle of the schedule (step T/2 of T: c_s = 0.75a, c_r =
     0.25a) so that both the rerouting and the retain term count in the loss and its gradient.
     """
-    from defenses.circuit_breakers import RRConfig
+    from harness.training.rerouting import RRConfig
 
     cfg = RRConfig()
     targets = scale_layers(cfg.target_layers, depth, cfg.reference_depth)

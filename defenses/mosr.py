@@ -1,7 +1,9 @@
 """MOSR: representation rerouting with Overlap-Aware Loss Weighting and Context-Aware Augmentation.
 
 This is the project's reconstruction from the paper's abstract and figure captions (arXiv
-2511.19009; DESIGN.md): every choice below is a config field.
+2511.19009): every choice below is a config field. MOSR is a defense of the Circuit Breakers
+family: the training kit's representation rerouting (``harness.training.rerouting``) with two
+parts added.
 
 - **OALW.** Before training, the frozen model's prompt representations (user tokens mean-pooled
   at the target layers, massive dimensions left out, centred) of every harmful training prompt
@@ -16,7 +18,9 @@ This is the project's reconstruction from the paper's abstract and figure captio
   refuse from harmful content in context rather than from scary words in the request. The
   harmful prefix and the request are masked out of both terms.
 
-The ablations ``mosr-no-oalw`` and ``mosr-no-caa`` are the same defense with one part off.
+MOSR's point is less over-refusal: a reconstruction that refuses benign prompts is wrong, not a
+trade-off. The ablations ``mosr-no-oalw`` and ``mosr-no-caa`` are the same defense with one
+part off.
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from harness import hookimpl
+from harness.search import LogUniform
 from harness.training import losses
 from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until
 from harness.training.refusals import REFUSALS
-from defenses.circuit_breakers import RR_SEARCH_SPACE, RepresentationDefense, RRConfig
-from harness.search import LogUniform
+from harness.training.rerouting import RR_SEARCH_SPACE, ReroutingDefense, RRConfig
 
 
 @dataclass
@@ -104,28 +108,29 @@ def caa_examples(harmful: list[ChatExample], tokenizer, n: int, kmin: int, kmax:
     return out
 
 
-class Mosr(RepresentationDefense):
+class Mosr(ReroutingDefense):
     name = "mosr"
     description = "RR + Overlap-Aware Loss Weighting + Context-Aware Augmentation (reconstruction of arXiv 2511.19009)."
     Config = MosrConfig
     # RR's space plus the weight of CAA's refusal cross-entropy; the ablations search the same space
     search_space = {**RR_SEARCH_SPACE, "caa_ce_weight": LogUniform(0.1, 1.0)}
 
-    def streams(self, data, tokenizer):
-        streams = super().streams(data, tokenizer)
+    def streams(self, data, tokenizer, ctx):
+        streams = super().streams(data, tokenizer, ctx)
         cfg = self.config
         if cfg.caa:
             streams["caa"] = caa_examples(data.harmful, tokenizer, cfg.caa_examples, cfg.caa_prefix_min,
                                           cfg.caa_prefix_max, seed=cfg.caa_examples)
         return streams
 
-    def harmful_weights(self, loaded, data, ctx, layers):
+    def prepare(self, loaded, data, layers):
+        """OALW's rerouting weights, from the frozen model's prompt states at the target layers."""
         cfg = self.config
         if not cfg.oalw:
             return None
         prompts = [e.messages[-1]["content"] for e in data.harmful]
-        h = pooled_prompts(loaded.model, loaded.tokenizer, prompts, layers)
-        p = pooled_prompts(loaded.model, loaded.tokenizer, data.pseudo_malicious, layers)
+        h = pooled_prompts(loaded.model, loaded.tokenizer, prompts, layers["targets"])
+        p = pooled_prompts(loaded.model, loaded.tokenizer, data.pseudo_malicious, layers["targets"])
         if cfg.exclude_massive_dims:
             scale = torch.cat([h, p]).abs().mean((0, 1))
             keep = scale <= 20 * scale.median()

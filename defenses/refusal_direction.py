@@ -41,12 +41,13 @@ import torch
 
 from harness import contamination, hookimpl
 from harness.data import read_json
+from harness.datafiles import HARMFUL_TRAIN, HARMLESS_TRAIN
 from harness.defense import DefendedModel, Defense, DefenseContext
 from harness.models import LoadedModel
 from harness.provenance import fingerprint
 from harness.search import Choice, LogUniform
 from harness.training.layers import decoder_layers, forward_until
-from harness.training.trainsets import HARMFUL_TRAIN, HARMLESS_TRAIN, eval_texts
+from harness.training.trainsets import eval_texts
 
 DATA_FILES = (HARMFUL_TRAIN, HARMLESS_TRAIN)  # refusal_direction_splits/splits/{harmful,harmless}_train.json
 

@@ -30,7 +30,8 @@ dropout 0.05 on all linear projections of every layer; lr 1e-5 constant; 450 ste
 
 Where this differs from the paper's code, each as a config field:
 - Distances: the authors use the absolute L2 norm over all hidden dimensions. On the default
-  135M model the massive-activation dimension dominates that (NOTES.md), so by default the
+  135M model one massive-activation dimension dominates that (at layer 20 the first token's norm
+  is about 25,000 against a median of about 220), so by default the
   distance is relative to the frozen state's norm (``distance="relative"``) and massive dimensions
   are left out of the distances and cosines (``exclude_massive_dims``). ``distance="absolute"``,
   ``exclude_massive_dims=false`` gives the authors' form.
@@ -58,16 +59,12 @@ import torch
 import torch.nn.functional as F
 
 from harness import hookimpl
-from harness.defense import DefendedModel, Defense, DefenseContext
-from harness.models import LoadedModel
 from harness.search import Choice, LogUniform
 from harness.training import losses
 from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until, scale_layers
-from harness.training.lora import attach_lora
+from harness.training.lora_defense import LoraDefense, LoraTrainingConfig
 from harness.training.refusals import REFUSALS
-from harness.training.trainer import load_finished, save_adapter, train
-from harness.training.trainsets import LoraTrainingConfig, build
 
 
 @dataclass
@@ -90,14 +87,13 @@ class RepBendConfig(LoraTrainingConfig):
     b_init_std: float = 1e-3  # 0 reproduces peft's zero init (no distance gradient at step 0)
 
     def __post_init__(self):
-        for name in ("lora_layers", "bend_layers"):
-            v = getattr(self, name)
-            if len(v) != 2 or v[0] > v[1]:
-                raise ValueError(f"{name} must be two numbers: the first and the last")
+        super().__post_init__()
+        if len(self.bend_layers) != 2 or self.bend_layers[0] > self.bend_layers[1]:
+            raise ValueError("bend_layers must be two numbers: the first and the last")
         if self.bend_layers[0] < 1:
             raise ValueError("bend_layers start at 1 (layer 0 is the embedding output)")
-        if self.steps < 1 or self.batch_size < 1 or self.pair_tokens < 1:
-            raise ValueError("steps, batch_size and pair_tokens must be positive")
+        if self.pair_tokens < 1:
+            raise ValueError("pair_tokens must be positive")
         if self.kl_temperature <= 0:
             raise ValueError("kl_temperature must be positive")
 
@@ -149,46 +145,45 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, attention: t
     return (per_token * attention.float()).sum() / logits.shape[0] * temperature ** 2
 
 
+def paired_refusals(harmful: list[ChatExample], seed: int) -> list[ChatExample]:
+    """Each harmful example's request with a refusal (seeded choices): safe examples, and the pair loss's targets."""
+    rng = random.Random(seed)
+    return [ChatExample(e.messages, rng.choice(REFUSALS), loss_on="response") for e in harmful]
+
+
 # the defense ----------------------------------------------------------------------------------
 
-class RepBend(Defense):
+class RepBend(LoraDefense):
     name = "repbend"
     description = ("Representation Bending (Yousefpour et al. 2025): LoRA pushes harmful states away, keeps safe "
                    "ones, clusters harmful requests, KL on retain.")
-    kind = "training"
     Config = RepBendConfig
     search_space = {"steps": Choice((40,)), "lr": LogUniform(2e-4, 2e-3), "unsafe_coef": LogUniform(0.1, 1.0),
                     "safe_coef": LogUniform(0.2, 2.0)}
+    reference = ("harmful", "safe")
 
-    def streams(self, data, seed: int) -> tuple[dict[str, list[ChatExample]], list[ChatExample]]:
-        """The training streams, and each harmful example's request paired with a refusal."""
+    def streams(self, data, tokenizer, ctx):
         cfg = self.config
-        rng = random.Random(seed)
         harmful = [dataclasses.replace(e, loss_on="response") for e in data.harmful]
         safe = [dataclasses.replace(e, loss_on="response") for e in data.retain]
         if cfg.borderline_in_safe:
             safe += [dataclasses.replace(e, loss_on="response") for e in data.borderline]
-        refusals = [ChatExample(e.messages, rng.choice(REFUSALS), loss_on="response") for e in harmful]
         if cfg.refusals_in_safe:
-            safe += refusals
-        return {"harmful": harmful, "safe": safe, "kl": list(data.retain) + list(data.borderline)}, refusals
+            safe += paired_refusals(harmful, ctx.seed)
+        return {"harmful": harmful, "safe": safe, "kl": list(data.retain) + list(data.borderline)}
 
-    def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
+    def loss_layers(self, depth):
         cfg = self.config
-        base = DefendedModel(loaded.model, loaded.tokenizer)
-        data = build(ctx.model_key, base, ctx.resolver, ctx.benchmarks, cfg, seed=ctx.seed,
-                     progress=ctx.progress)
-        depth = loaded.model.config.num_hidden_layers
         lo, hi = (max(1, scale_layers([v], depth, cfg.reference_depth)[0]) for v in cfg.bend_layers)
         bend = list(range(lo, hi + 1))
-        safe_layers = bend if cfg.safe_layers == "bend" else list(range(1, hi + 1))
-        layers = sorted(set(bend) | set(safe_layers))
-        first, last = (min(scale_layers([v], depth, cfg.reference_depth)[0], depth - 1) for v in cfg.lora_layers)
-        streams, refusals = self.streams(data, ctx.seed)
-        model = attach_lora(loaded.model, layers=list(range(first, last + 1)), r=cfg.lora_r, alpha=cfg.lora_alpha,
-                            dropout=cfg.lora_dropout, b_init_std=cfg.b_init_std, seed=ctx.seed)
-        tok = loaded.tokenizer
-        paired = [tokenize(e, tok, cfg.max_length) for e in refusals] if cfg.pair_coef > 0 else []
+        return {"bend": bend, "safe": bend if cfg.safe_layers == "bend" else list(range(1, hi + 1))}
+
+    def loss_function(self, run):
+        cfg = self.config
+        model, tok = run.model, run.tokenizer
+        bend, safe_layers = run.layers["bend"], run.layers["safe"]
+        refusals = paired_refusals(run.streams["harmful"], run.ctx.seed) if cfg.pair_coef > 0 else []
+        paired = [tokenize(e, tok, cfg.max_length) for e in refusals]
         relative = cfg.distance == "relative"
 
         def loss_fn(step, total, forward, b):
@@ -227,20 +222,11 @@ class RepBend(Defense):
                 comps["pair"] = pair.item()
             return loss, comps
 
-        settings = cfg.train_settings(ctx.seed)
-        summary = load_finished(model, ctx.work_dir)
-        if summary is None:
-            summary = train(model, tok, streams, layers, loss_fn, settings, ctx.work_dir, progress=ctx.progress,
-                            reference=["harmful", "safe"])
-            save_adapter(model, ctx.work_dir, summary)
-        merged = model.merge_and_unload()
-        merged.eval()
-        texts = data.texts()
-        info = {"training": summary, "data": data.report,
-                "layers": {"lora": [first, last], "bend": bend, "safe": safe_layers},
-                "examples": {name: len(v) for name, v in streams.items()}}
-        training_texts = {k: texts[k] for k in ("harmful", "retain", "borderline")}  # borderline: KL set
-        return DefendedModel(merged, tok, info=info, training_texts=training_texts)
+        return loss_fn
+
+    def training_texts(self, run):
+        texts = run.data.texts()
+        return {k: texts[k] for k in ("harmful", "retain", "borderline")}  # borderline: in the KL set
 
     def _pair_loss(self, model, paired, hb, h, bend, dims, relative: bool, pad_id: int) -> torch.Tensor:
         """Adapted (request + harmful completion) states towards frozen (request + refusal) states."""

@@ -10,6 +10,8 @@ DEFAULT_SUITE = "quick"
 DEFAULT_JUDGE = "keyword"
 DEFAULT_BACKEND = "transformers"
 TUNING_SUITE = "validation"  # tuning's suite: validation benchmarks only, disjoint from every test benchmark
+# the judge that keeps, of the undefended model's own harmful completions, those it complied with (training data)
+TRAINING_JUDGE, TRAINING_JUDGE_CONFIG = "keyword", {"rule": "refusal_direction_substring"}
 
 # the validation benchmarks tuning's selection rule reads: ASR, the benign-compliance floor, the tie-break
 TUNING_HARMFUL, TUNING_BENIGN, TUNING_BORDERLINE = "val-harmful", "val-harmless", "val-borderline"

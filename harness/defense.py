@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Liter
 if TYPE_CHECKING:
     from harness.benchmark import Benchmark
     from harness.data import DataResolver
+    from harness.judge import Judge
     from harness.models import LoadedModel
 
 Messages = list[dict[str, str]]
@@ -31,6 +32,9 @@ class DefenseContext:
     progress: bool = True
     model_key: str = ""  # identifies the model's weights, for caches built from its outputs
     benchmarks: dict[str, "Benchmark"] = field(default_factory=dict)  # every registered benchmark
+    # labels the undefended model's own harmful completions when training data is built (only those it
+    # complied with are trained on); the pipeline passes one, a defense that builds no training data needs none
+    training_judge: "Judge | None" = None
 
 
 @dataclass

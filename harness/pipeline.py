@@ -24,7 +24,8 @@ import harness
 from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
 from harness.config import build_config
 from harness.data import DataResolver, cache_dir
-from harness.defaults import DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE
+from harness.defaults import (DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE,
+                              TRAINING_JUDGE, TRAINING_JUDGE_CONFIG)
 from harness.defense import DefenseContext
 from harness import faults
 from harness.errors import HarnessError
@@ -191,6 +192,11 @@ def model_identity(loaded) -> str:
     return loaded.info.get("sha256") or loaded.info.get("revision") or loaded.info["location"]
 
 
+def training_judge(plugins: Plugins, resolver: DataResolver):
+    """The judge a training defense's data is filtered with (``DefenseContext.training_judge``)."""
+    return plugins.judges.construct(TRAINING_JUDGE, TRAINING_JUDGE_CONFIG, resolver)
+
+
 def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: DataResolver, seed: int,
                   progress: bool):
     """Seed and apply a defense; a training defense reloads a finished adapter from ``work_dir``."""
@@ -199,7 +205,8 @@ def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: D
     torch.manual_seed(seed)
     ctx = DefenseContext(work_dir=work_dir, resolver=resolver, seed=seed, progress=progress,
                          model_key=model_identity(loaded),
-                         benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()})
+                         benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()},
+                         training_judge=training_judge(plugins, resolver))
     return defense.apply(loaded, ctx)
 
 

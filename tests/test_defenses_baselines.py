@@ -11,6 +11,7 @@ from harness.data import DataResolver
 from harness.defense import DefendedModel, DefenseContext
 from harness.generation import GenerationSettings, generate_texts, render_prompt
 from harness.models import load_model
+from harness.pipeline import training_judge
 from harness.training import losses
 from harness.training.examples import ChatExample, collate, tokenize
 from harness.training.layers import forward_until
@@ -32,16 +33,22 @@ def benchmarks():
     return {n: e.obj for n, e in plugins().benchmarks.items.items()}
 
 
+def _judge(data_dir):
+    from harness.plugins import plugins
+
+    return training_judge(plugins(), DataResolver(data_dir))
+
+
 def _ctx(work, data_dir, benchmarks):
     return DefenseContext(work_dir=work, resolver=DataResolver(data_dir), model_key="tiny", benchmarks=benchmarks,
-                          progress=False)
+                          progress=False, training_judge=_judge(data_dir))
 
 
 @pytest.fixture(scope="module")
 def data(tiny_dir, data_dir, benchmarks):
     loaded = load_model(str(tiny_dir))
     return build("tiny", DefendedModel(loaded.model, loaded.tokenizer), DataResolver(data_dir), benchmarks,
-                 RefusalSFTConfig(**SMALL), progress=False)
+                 RefusalSFTConfig(**SMALL), judge=_judge(data_dir), progress=False)
 
 
 def _nll(model, tok, examples):

@@ -1,8 +1,9 @@
 """LoRA adapters through peft, on a chosen range of layers.
 
 peft initialises LoRA's B matrices to zero, so at step 0 the adapted model equals the frozen
-one *bit for bit* in float32 and a cosine-based rerouting loss has exactly zero gradient
-(NOTES.md). ``b_init_std`` breaks that symmetry with small random B matrices.
+one *bit for bit* in float32 and a cosine-based rerouting loss has exactly zero gradient: on a
+CPU nothing moves (on GPUs in bf16, rounding noise breaks the tie). ``b_init_std`` breaks that
+symmetry with small random B matrices.
 """
 
 from __future__ import annotations

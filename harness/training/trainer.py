@@ -16,7 +16,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,15 +31,30 @@ from harness.training.repmodel import RepresentationModel
 
 @dataclass
 class TrainSettings:
+    """The optimisation fields: what the loop reads, and the base of every LoRA defense's config.
+
+    The seed is not a field: it is the run's (``train(seed=...)``), so a defense config carries
+    no second one.
+    """
+
     steps: int = 60
     lr: float = 1e-3
-    batch_size: int = 4
+    batch_size: int = 4  # examples of each stream per micro-batch
     grad_accum: int = 1
-    max_length: int = 128
-    weight_decay: float = 0.0
+    max_length: int = 128  # tokens per example (longer ones are truncated)
     checkpoint_every: int = 20
     gradient_checkpointing: bool = False
-    seed: int = 0
+
+
+# AdamW without weight decay (torch's default is 0.01): no defense uses any. Checkpoints still record it, so
+# those written when it was a setting resume.
+WEIGHT_DECAY = 0.0
+
+
+def _settings_record(settings: TrainSettings, seed: int) -> dict[str, Any]:
+    """What a checkpoint must have been written with to be resumed: the optimisation fields and the seed."""
+    return {**{f.name: getattr(settings, f.name) for f in fields(TrainSettings)}, "weight_decay": WEIGHT_DECAY,
+            "seed": seed}
 
 
 @dataclass
@@ -139,12 +154,15 @@ def train(
     settings: TrainSettings,
     work_dir: Path,
     *,
+    seed: int = 0,
     progress: bool = True,
     reference: bool | Sequence[str] = True,
 ) -> dict[str, Any]:
     """Train the trainable parameters of ``model`` (a PeftModel); returns a summary.
 
-    ``reference``: which streams get frozen-model states (True: all, False: none, or their names).
+    ``settings`` may be any ``TrainSettings`` (a defense passes its config, which extends it).
+    ``seed`` orders the batches and seeds torch. ``reference``: which streams get frozen-model
+    states (True: all, False: none, or their names).
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from safetensors.torch import load_file, save_file
@@ -158,7 +176,7 @@ def train(
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     rank, world = accelerator.process_index, accelerator.num_processes
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(seed)
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -174,7 +192,7 @@ def train(
         if not examples:
             raise HarnessError(f"training stream {name!r} has no examples.")
         tokenized[name] = [tokenize(e, tokenizer, settings.max_length) for e in examples]
-        order = _order(len(examples), total_micro * world * settings.batch_size, settings.seed * 1000 + s_index)
+        order = _order(len(examples), total_micro * world * settings.batch_size, seed * 1000 + s_index)
         chunks = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
         orders[name] = [i for chunk in chunks[rank::world] for i in chunk]
 
@@ -224,7 +242,7 @@ def train(
 
     # 3. optimiser, resume
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=WEIGHT_DECAY)
     rep, optimizer = accelerator.prepare(rep, optimizer)
     ckpt = work_dir / "checkpoint"
     log_path = work_dir / "loss_log.jsonl"
@@ -241,7 +259,7 @@ def train(
             raise HarnessError(
                 f"{ckpt} is damaged ({type(err).__name__}: {err}). Remove that folder to train from the start."
             ) from None
-        if state["settings"] != json.loads(json.dumps(asdict(settings))):
+        if state["settings"] != json.loads(json.dumps(_settings_record(settings, seed))):
             raise HarnessError(f"{ckpt} was written with other training settings; remove it to start over.")
         named = dict(model.named_parameters())
         with torch.no_grad():
@@ -265,7 +283,8 @@ def train(
             save_file({n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                       str(folder / "adapter.safetensors"))
             torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-            (folder / "state.json").write_text(json.dumps({"step": step, "settings": asdict(settings)}))
+            record = {"step": step, "settings": _settings_record(settings, seed)}
+            (folder / "state.json").write_text(json.dumps(record))
 
         _atomic_dir_write(ckpt, write)
 

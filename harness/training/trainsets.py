@@ -2,10 +2,10 @@
 
 - harmful: harmful requests with harmful completions: PyRIT's many-shot Q/A pairs, and
   ``harmful_train.json`` requests completed by the undefended model itself, kept when the
-  keyword judge says it complied;
+  judge the caller passes (``DefenseContext.training_judge``) labels the answer compliance;
 - retain: benign instructions (``harmless_train.json``) with the model's own answers;
 - borderline: borderline-benign OR-Bench retain prompts with their compliant answers;
-- pseudo_malicious: benign prompts that look harmful (the OR-Bench retain prompts), for MOSR.
+- pseudo_malicious: benign prompts that look harmful (the OR-Bench retain prompts), for overlap-aware weighting.
 
 Every source is checked against every registered evaluation benchmark (exact after
 normalising, and near duplicates) and overlapping *training* items are dropped, so the
@@ -22,26 +22,16 @@ from typing import Any
 from harness import contamination
 from harness.benchmark import Benchmark
 from harness.data import DataFile, DataResolver, cache_dir, read_json
+from harness.datafiles import HARMFUL_TRAIN, HARMLESS_TRAIN, ORBENCH_RETAIN
 from harness.defense import DefendedModel
 from harness.errors import HarnessError
 from harness.generation import GenerationSettings, generate_texts, render_prompt
+from harness.judge import Judge
 from harness.provenance import fingerprint
 from harness.training.examples import ChatExample
-from harness.training.trainer import TrainSettings
 
 MANY_SHOT = DataFile("pyrit_many_shot", "pyrit_jailbreak_templates/many_shot_examples.json",
                      "35871679fc865ace138564cab78dc295885292918518fc5a69200aa7e06d91df")
-HARMFUL_TRAIN = DataFile("refusal_direction_splits", "refusal_direction_splits/splits/harmful_train.json",
-                         "8f5c0eac0efd2a7f99084bbe8d0de2c465e31b1997184783c917969d9de9ece1")
-HARMLESS_TRAIN = DataFile("refusal_direction_splits", "refusal_direction_splits/splits/harmless_train.json",
-                          "86623b1f8a25aa35df153fc97a556dbcebb6a7c881538ae43ee479ca17f2e002")
-# the validation splits: never trained on (benchmarks/validation.py registers them for tuning)
-HARMFUL_VAL = DataFile("refusal_direction_splits", "refusal_direction_splits/splits/harmful_val.json",
-                       "305f1d1e6dfa6c50a32d24a18ef815f42b5441eb83e6d7767d242107162fd9f4")
-HARMLESS_VAL = DataFile("refusal_direction_splits", "refusal_direction_splits/splits/harmless_val.json",
-                        "772010758e7d771ef4c7e5e4acdfd7598dcece1a6f383f20d382f640913a2a4d")
-ORBENCH_RETAIN = DataFile("x_boundary", "x_boundary/train/ORbench_retain_set.json",
-                          "425fa1d439229fda8089dc6b95bf511c8c36b38b774f77203faaaba1a4313768")
 
 
 @dataclass
@@ -54,28 +44,6 @@ class TrainingDataConfig:
     n_borderline: int = 128  # OR-Bench retain prompts with compliant answers
     completion_tokens: int = 64  # new tokens for the model's own completions
     near_duplicate: float = 0.8  # trigram Jaccard at which two texts count as the same
-
-
-@dataclass
-class LoraTrainingConfig(TrainingDataConfig):
-    """The LoRA and optimisation fields every LoRA-training defense shares (subclasses change defaults)."""
-
-    steps: int = 60
-    lr: float = 1e-3
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 128
-    lora_r: int = 16
-    lora_alpha: int = 16
-    lora_layers: tuple[int, ...] = (0, 32)  # first and last adapted block, at reference_depth
-    reference_depth: int | None = 32  # the depth the layer numbers refer to; None: absolute
-    checkpoint_every: int = 20
-    gradient_checkpointing: bool = False
-
-    def train_settings(self, seed: int) -> TrainSettings:
-        """The trainer's settings from the fields of the same name (the rest keep the trainer's defaults)."""
-        shared = {f.name: getattr(self, f.name) for f in fields(TrainSettings) if hasattr(self, f.name)}
-        return TrainSettings(**shared, seed=seed)
 
 
 @dataclass
@@ -140,10 +108,16 @@ def _complete(defended: DefendedModel, prompts: list[str], tokens: int, desc: st
 
 
 def build(model_key: str, defended: DefendedModel, resolver: DataResolver, benchmarks: dict[str, Benchmark],
-          cfg: TrainingDataConfig, *, seed: int = 0, progress: bool = True) -> TrainingData:
-    """Build (or load from the cache) the training sets for the undefended model ``defended``."""
-    from judges.keyword import KeywordConfig, KeywordJudge
+          cfg: TrainingDataConfig, *, judge: Judge | None, seed: int = 0, progress: bool = True) -> TrainingData:
+    """Build (or load from the cache) the training sets for the undefended model ``defended``.
 
+    ``judge`` labels the model's own harmful completions (``judge.judge(None, prompts, answers)``);
+    only those labelled compliance are kept. It is not part of the cache key: every run passes
+    the same one, so a judge made selectable must join the key.
+    """
+    if judge is None:
+        raise HarnessError("building training data needs a judge (DefenseContext.training_judge) to keep the "
+                           "harmful completions the model complied with.")
     evals, unchecked = eval_texts(benchmarks, resolver)
     # only the data fields: a defense config that extends TrainingDataConfig shares the cache
     sizes = {f.name: getattr(cfg, f.name) for f in fields(TrainingDataConfig)}
@@ -170,7 +144,6 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
                                                      if r["status"] == "1_full_compliance"],
                                   evals, cfg.near_duplicate, src)
 
-        judge = KeywordJudge(KeywordConfig(rule="refusal_direction_substring"), resolver)
         asked = _seeded(ht_items, cfg.n_harmful_self, seed)
         answers = _complete(defended, [t for _, _, t in asked], cfg.completion_tokens, "harmful completions", progress)
         verdicts = judge.judge(None, [t for _, _, t in asked], answers)
