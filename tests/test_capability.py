@@ -154,6 +154,14 @@ def test_builtin_tasks_are_registered_through_an_entry_point():
     assert registry.get("harness_mmlu").folder == TASK_DIR
 
 
+def test_harness_list_shows_the_capability_tasks(capsys):
+    from harness.cli import main
+
+    assert main(["list", "capability-tasks"]) == 0
+    listed = capsys.readouterr().out
+    assert all(t in listed for t in CAPABILITY_TASKS) and "generate_until" in listed
+
+
 def test_data_file_listing_matches_the_yamls_and_the_data(cap_data_dir):
     assert set(CAPABILITY_TASKS) == {p.stem for p in TASK_DIR.glob("*.yaml")}
     files = capability_data_files()
