@@ -60,6 +60,28 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def read_and_trim(path: Path, fix: str) -> list[Any]:
+    """The values of a JSONL file this process appends to; a torn last line (a kill mid-write) is cut off, so
+    the next append starts on a clean line instead of gluing onto the fragment."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out, good_bytes = read_jsonl_prefix(path, torn_tail=True, fix=fix)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as fh:
+            fh.truncate(good_bytes)
+    return out
+
+
+def append_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    """Append one JSON line per row and make it durable before returning (a kill loses at most a torn line)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class RunFolder:
     """Owns one run folder while a run writes to it (use as a context manager).
 
@@ -114,22 +136,12 @@ class RunFolder:
         write_json_atomic(self.manifest_path, {"run_format": RUN_FORMAT, **manifest})
 
     def read_records(self) -> list[dict[str, Any]]:
-        """Records written so far; a torn last line (killed mid-write) is dropped and truncated, so the next
-        append starts on a clean line. Only the process that holds the folder may call this."""
-        if not self.records_path.is_file():
-            return []
-        out, good_bytes = read_jsonl_prefix(self.records_path, torn_tail=True, fix=CORRUPT_RECORDS)
-        if good_bytes != self.records_path.stat().st_size:
-            with open(self.records_path, "r+b") as fh:
-                fh.truncate(good_bytes)
-        return out
+        """Records written so far (a torn last line is cut off). Only the process that holds the folder may
+        call this."""
+        return read_and_trim(self.records_path, CORRUPT_RECORDS)
 
     def append_records(self, records: Iterable[dict[str, Any]]) -> None:
-        with open(self.records_path, "a", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.records_path, records)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json_atomic(self.metrics_path, metrics)

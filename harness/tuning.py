@@ -30,10 +30,11 @@ from harness.defaults import (DEFAULT_DEFENSE, DEFAULT_MODEL, DEFAULT_SUITE, TUN
 from harness.errors import HarnessError
 from harness.plugins import Plugins
 from harness.report import Study, code_block, md_escape, md_table, tradeoff
-from harness.runstore import FinishedRun, safe_name, write_json_atomic
+from harness.runstore import FinishedRun, append_jsonl, read_and_trim, safe_name, write_json_atomic
 from harness.search import latin_hypercube
 
 TUNE_FORMAT = 1
+TRIALS_FIX = "Fix or remove that line."  # what a corrupt trials.jsonl line's error tells the user
 BROKEN_SHARE = 0.5  # a trial this incoherent on any validation set is drawn apart in the figure
 
 
@@ -102,12 +103,6 @@ def select(trials: list[dict[str, Any]], baseline: dict[str, Any], rule: Selecti
                   f"({best['scores']['benign_compliance']:.3f})")
     return {"trial": best["trial"], "meets_rule": bool(qualified), "reason": reason, "benign_floor": floor,
             "scores": best["scores"], "config": best["config"]}
-
-
-def _read_trials(path: Path) -> list[dict[str, Any]]:
-    """The finished trials; a torn last line (killed while writing it) is skipped: that trial runs again and
-    resumes from its run folder."""
-    return read_jsonl(path, torn_tail=True, fix="Fix or remove that line.") if path.is_file() else []
 
 
 def _toml_value(v: Any) -> str:
@@ -205,7 +200,8 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
     # 4. trials
     configs = latin_hypercube(space, request.budget, request.seed)
     trials_path = out / "trials.jsonl"
-    done = {t["trial"]: t for t in _read_trials(trials_path)}
+    # a torn last line (killed while writing it) is cut off: that trial runs again and resumes from its folder
+    done = {t["trial"]: t for t in read_and_trim(trials_path, TRIALS_FIX)}
     for i, params in enumerate(configs):
         if i in done:
             continue
@@ -219,9 +215,7 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
         record = {"trial": i, "params": params, "config": manifest["defense"]["config"],
                   "scores": scores(metrics, rule), "seconds": round(time.time() - t0, 1),
                   "run_seconds": manifest.get("timings", {}), "run_id": metrics["run_id"]}
-        with trials_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_jsonl(trials_path, [record])
         done[i] = record
 
     # 5. select
@@ -246,7 +240,7 @@ def tradeoff_figure(studies: list[Path], out: Path) -> Path:
             raise HarnessError(f"{folder} has no selection.json: finish `harness tune` there first.")
         selection = json.loads(sel_path.read_text())
         baseline, rule = selection["baseline"], selection["rule"]
-        trials = _read_trials(folder / "trials.jsonl")
+        trials = read_jsonl(folder / "trials.jsonl", torn_tail=True, fix=TRIALS_FIX)
         drawn.append(Study(
             label=json.loads((folder / "tune.json").read_text())["defense"],
             trials=[(1 - t["scores"]["borderline_compliance"], t["scores"]["asr"], t["trial"]) for t in trials],
@@ -283,7 +277,7 @@ def tuning_report(studies: list[Path], figure: Path | None = None, command: str 
                   f"Selected: trial {selection['trial']} ({md_escape(selection['reason'])}"
                   + ("" if selection["meets_rule"] else "; **does not meet the rule**") + ").", ""]
         rows = []
-        for t in _read_trials(folder / "trials.jsonl"):
+        for t in read_jsonl(folder / "trials.jsonl", torn_tail=True, fix=TRIALS_FIX):
             sc = t["scores"]
             rows.append(["**" + str(t["trial"]) + "**" if t["trial"] == selection["trial"] else t["trial"],
                          md_escape(", ".join(f"{k}={v}" for k, v in t["params"].items())), f"{sc['asr']:.3f}",

@@ -46,3 +46,22 @@ def test_malformed_jsonl_names_the_line(tmp_path):
     path = _file(tmp_path, "c.jsonl", '{"a": 1}\n\n{"a": \n')
     with pytest.raises(HarnessError, match=r"c.jsonl:3: malformed JSON line .*Fix or re-download the file"):
         read_jsonl(path)
+
+
+def test_a_torn_tail_is_cut_before_the_next_append(tmp_path):
+    """A file the harness appends to (records, trials) after a kill mid-write: the fragment is cut off, so the
+    next line starts clean and the whole file reads back strictly."""
+    from harness.data import read_jsonl
+    from harness.runstore import append_jsonl, read_and_trim
+
+    path = tmp_path / "trials.jsonl"
+    append_jsonl(path, [{"trial": 0}])
+    with open(path, "a") as fh:
+        fh.write('{"trial": 1, "sco')
+    assert read_and_trim(path, "fix it") == [{"trial": 0}]
+    append_jsonl(path, [{"trial": 1}])
+    assert read_jsonl(path) == [{"trial": 0}, {"trial": 1}]
+    with open(path, "a") as fh:
+        fh.write('not json\n{"trial": 2}\n')
+    with pytest.raises(HarnessError, match=r"trials.jsonl:3: malformed JSON .*fix it"):
+        read_and_trim(path, "fix it")
