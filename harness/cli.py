@@ -1,7 +1,7 @@
 """The ``harness`` command line.
 
     harness run --defense mosr [--model NAME] [--suite quick] [--set key=value ...]
-    harness list defenses|benchmarks|judges|models|suites|backends
+    harness list defenses|benchmarks|judges|models|suites|backends|capability-tasks
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[n, e.obj.description, _fields_text(e.obj.Config), e.obj.install or "(built in)", e.distribution]
                 for n, e in sorted(p.backends.items.items())]
         headers = ["backend", "description", "config fields", "install", "from"]
+    elif args.what == "capability-tasks":
+        rows = [[n, e.obj.setting("output_type"), len(e.obj.data_files()), str(e.obj.folder), e.distribution]
+                for n, e in sorted(p.capability_tasks.items.items())]
+        headers = ["capability task", "output type", "data files", "folder", "from"]
     else:
         from harness.suite import load_suite_file
 
@@ -217,7 +221,7 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     figure = tradeoff_figure(studies, Path(args.out))
     print(f"wrote {figure}")
     if args.md:
-        from harness.leaderboard import page_command
+        from harness.report import page_command
 
         md = Path(args.md)
         command = page_command(["harness", "tradeoff", *studies, "--out", figure, "--md", md], md.parent)
@@ -265,9 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.set_defaults(func=cmd_run)
 
     list_p = sub.add_parser("list", help="list installed plugins and their config fields",
-                            description="List installed defenses, benchmarks, judges, model presets, suites or "
-                            "generation backends.")
-    list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites", "backends"])
+                            description="List installed defenses, benchmarks, judges, model presets, suites, "
+                            "generation backends or capability tasks.")
+    list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites", "backends",
+                                         "capability-tasks"])
     list_p.set_defaults(func=cmd_list)
 
     judge_p = sub.add_parser("judge", help="re-label saved responses with any judge",
