@@ -67,7 +67,8 @@ class RefusalSFT(LoraDefense):
         f = self.config.harmful_fraction
         refusal = batch_cross_entropy(forward, batches["refusal"])
         benign = batch_cross_entropy(forward, batches["benign"])
-        return f * refusal + (1.0 - f) * benign, {"ce_refusal": refusal.item(), "ce_benign": benign.item()}
+        terms = {"refusal": f * refusal, "benign": (1.0 - f) * benign}
+        return terms["refusal"] + terms["benign"], {"ce_refusal": refusal.item(), "ce_benign": benign.item()}, terms
 
     def training_texts(self, run):
         texts = run.data.texts()

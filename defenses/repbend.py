@@ -203,6 +203,7 @@ class RepBend(LoraDefense):
             s = forward(sb)["hidden"]
             safe = distance({l: s[l] for l in safe_layers}, {l: sb.ref[l] for l in safe_layers}, smask,
                             relative=relative, dims=dims)
+            terms = {"safe": cfg.safe_coef * safe, "unsafe": -cfg.unsafe_coef * unsafe, "cos": cfg.cosine_coef * cos}
             loss = cfg.safe_coef * safe - cfg.unsafe_coef * unsafe + cfg.cosine_coef * cos
             comps = {"safe": safe.item(), "unsafe": unsafe.item(), "cos": cos.item(),
                      "cos_to_frozen": losses.mean_cosine({l: h[l] for l in bend}, {l: hb.ref[l] for l in bend},
@@ -214,13 +215,15 @@ class RepBend(LoraDefense):
                     ref_logits = model(input_ids=kb.tensors["input_ids"], attention_mask=attention,
                                        use_cache=False).logits
                 kl = kl_to_reference(logits, ref_logits, attention, cfg.kl_temperature)
-                loss = loss + cfg.kl_coef * kl
+                terms["kl"] = cfg.kl_coef * kl
+                loss = loss + terms["kl"]
                 comps["kl"] = kl.item()
             if cfg.pair_coef > 0:
                 pair = self._pair_loss(model, paired, hb, h, bend, dims, relative, tok.pad_token_id)
-                loss = loss + cfg.pair_coef * pair
+                terms["pair"] = cfg.pair_coef * pair
+                loss = loss + terms["pair"]
                 comps["pair"] = pair.item()
-            return loss, comps
+            return loss, comps, terms
 
         return loss_fn
 

@@ -20,6 +20,7 @@ from harness.data import read_jsonl
 from harness.defaults import DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE, TUNING_SUITE
 from harness.errors import HarnessError
 from harness.runstore import FinishedRun
+from harness.training.probe import TrajectorySettings
 
 RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config", "backend", "backend_config"}
 
@@ -81,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend_config=backend_config,
         exclude=exclude,
         reuse=file.get("reuse"),
+        trajectory=TrajectorySettings(probe_every=args.probe_every, grad_every=args.grad_norm_every),
     )
     out = run(request, plugins())
     metrics = FinishedRun(out).metrics()
@@ -214,6 +216,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trajectory(args: argparse.Namespace) -> int:
+    from harness.trajectory import draw
+
+    print(f"wrote {draw([Path(r) for r in args.runs], Path(args.out))}")
+    return 0
+
+
 def cmd_tradeoff(args: argparse.Namespace) -> int:
     from harness.tuning import tradeoff_figure, tuning_report
 
@@ -265,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--backend", help=f"generation backend (default: {DEFAULT_BACKEND}; see `harness list backends`)")
     run_p.add_argument("--backend-set", action="append", metavar="KEY=VALUE",
                        help="backend config field (repeatable)")
+    run_p.add_argument("--probe-every", type=int, default=TrajectorySettings.probe_every, metavar="N",
+                       help="training defenses: judge short answers to a few validation prompts every N steps "
+                       f"(0: never; default {TrajectorySettings.probe_every}); see `harness trajectory`")
+    run_p.add_argument("--grad-norm-every", type=int, default=TrajectorySettings.grad_every, metavar="N",
+                       help="training defenses: log each loss term's gradient norm every N steps (0: never; "
+                       f"default {TrajectorySettings.grad_every})")
     run_p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run_p.set_defaults(func=cmd_run)
 
@@ -368,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "unembedding: top tokens and refusal-like vs compliance-like probability mass for benign, "
                       "harmful and over-refusal prompts. Writes logitlens.md, logitlens.json and a PNG into --out.")
     an_p.set_defaults(func=cmd_analyze)
+
+    traj_p = sub.add_parser("trajectory", help="draw training runs' courses: loss terms, cosines, behaviour",
+                            description="One row per run folder of a training defense: its loss terms, the "
+                            "representation measures (harmful cosine per target layer, benign distance, gradient "
+                            "norms) and the behaviour probe's shares, against the training step.")
+    traj_p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders of training defenses")
+    traj_p.add_argument("--out", required=True, help="PNG file to write")
+    traj_p.set_defaults(func=cmd_trajectory)
     return parser
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Literal
 
 if TYPE_CHECKING:
+    from harness.training.probe import TrajectorySettings
     from harness.benchmark import Benchmark
     from harness.data import DataResolver
     from harness.judge import Judge
@@ -35,6 +36,8 @@ class DefenseContext:
     # labels the undefended model's own harmful completions when training data is built (only those it
     # complied with are trained on); the pipeline passes one, a defense that builds no training data needs none
     training_judge: "Judge | None" = None
+    # what a training run logs about itself (behaviour probe, gradient norms); None: the defaults
+    trajectory: "TrajectorySettings | None" = None
 
 
 @dataclass

@@ -38,6 +38,7 @@ from harness.responsecache import ResponseCache
 from harness.runstore import RunFolder, safe_name
 from harness.inherit import reuse
 from harness.suite import Suite, load_suite_file
+from harness.training.probe import TrajectorySettings
 
 
 @dataclass
@@ -67,6 +68,8 @@ class RunRequest:
     # a finished run of the same model, defense, config and seed whose trained defense/ and capability.json are
     # copied in, so only what differs (typically the judge) is done again (harness run --from)
     reuse: Path | None = None
+    # what a training defense logs about its own course (behaviour probe, gradient norms); not in the identity
+    trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
 
 
 # --- 1. resolve -------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ def training_judge(plugins: Plugins, resolver: DataResolver):
 
 
 def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: DataResolver, seed: int,
-                  progress: bool):
+                  progress: bool, trajectory: TrajectorySettings | None = None):
     """Seed and apply a defense; a training defense reloads a finished adapter from ``work_dir``."""
     import torch
 
@@ -206,7 +209,7 @@ def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: D
     ctx = DefenseContext(work_dir=work_dir, resolver=resolver, seed=seed, progress=progress,
                          model_key=model_identity(loaded),
                          benchmarks={n: e.obj for n, e in plugins.benchmarks.items.items()},
-                         training_judge=training_judge(plugins, resolver))
+                         training_judge=training_judge(plugins, resolver), trajectory=trajectory)
     return defense.apply(loaded, ctx)
 
 
@@ -233,8 +236,9 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         manifest["model"] = loaded.info
 
         t0 = time.time()  # 4
+        manifest["trajectory"] = asdict(request.trajectory)
         defended = apply_defense(r.defense.obj(r.config), loaded, plugins, out / "defense", r.resolver,
-                                 request.seed, request.progress)
+                                 request.seed, request.progress, request.trajectory)
         timings["defense_s"] = time.time() - t0
         manifest["defense"]["info"] = defended.info
         folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted

@@ -9,6 +9,7 @@ the next; ``LoraDefense.apply`` does the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -19,6 +20,7 @@ from harness.training import losses
 from harness.training.examples import ChatExample
 from harness.training.layers import scale_layers
 from harness.training.lora import attach_lora
+from harness.training.probe import BehaviourProbe, TrajectorySettings, probe_prompts
 from harness.training.trainer import Batch, LossFn, TrainSettings, load_finished, save_adapter, train
 from harness.training.trainsets import TrainingData, TrainingDataConfig, build
 
@@ -126,6 +128,16 @@ class LoraDefense(Defense):
         """The training prompts by set, checked against the suite's benchmarks before evaluation."""
         return run.data.texts()
 
+    def probe(self, ctx: DefenseContext, settings: TrajectorySettings) -> BehaviourProbe | None:
+        """The behaviour probe of this training run (None without a judge or validation prompts)."""
+        if settings.probe_every <= 0 or ctx.training_judge is None:
+            return None
+        prompts = probe_prompts(ctx.benchmarks, ctx.resolver, settings.probe_prompts, ctx.seed)
+        if not prompts:
+            return None
+        return BehaviourProbe(prompts, ctx.training_judge, ctx.benchmarks, Path(ctx.work_dir) / "probe_log.jsonl",
+                              settings)
+
     # the scaffold ---------------------------------------------------------------------------------
     def apply(self, loaded: LoadedModel, ctx: DefenseContext) -> DefendedModel:
         cfg = self.config
@@ -144,8 +156,10 @@ class LoraDefense(Defense):
         run = LoraRun(model, tok, data, ctx, streams, groups, prepared)
         summary = load_finished(model, ctx.work_dir)
         if summary is None:
+            traj = ctx.trajectory or TrajectorySettings()
             summary = train(model, tok, streams, layers, self.loss_function(run), cfg, ctx.work_dir, seed=ctx.seed,
-                            progress=ctx.progress, reference=self.reference if layers else False)
+                            progress=ctx.progress, reference=self.reference if layers else False,
+                            probe=self.probe(ctx, traj), grad_every=traj.grad_every)
             save_adapter(model, ctx.work_dir, summary)
         info = {"training": summary, "data": data.report, "layers": {"lora": [first, last], **groups},
                 **self.info(run)}

@@ -76,6 +76,13 @@ def mean_cosine(h: Hidden, ref: Hidden, mask: torch.Tensor, dims: torch.Tensor |
     return float(torch.stack(vals).mean())
 
 
+def relative_distance(h: Hidden, ref: Hidden, mask: torch.Tensor, dims: torch.Tensor | None = None) -> float:
+    """The mean of ||h - h_ref|| / ||h_ref|| (a progress signal: 0 = unchanged, 1 = as far as the state's own
+    norm, where collapsed states end up), whatever distance a loss uses."""
+    with torch.no_grad():
+        return float(retain(h, ref, mask, relative=True, dims=dims))
+
+
 def rr_schedule(step: int, total: int, alpha: float) -> tuple[float, float]:
     """Circuit Breakers' coefficients: c_s = a(1 - t/2T) on rerouting, c_r = a t/2T on retain."""
     frac = step / (2 * max(total, 1))

@@ -102,10 +102,16 @@ class ReroutingDefense(LoraDefense):
             keep = losses.retain({l: r[l] for l in retain_layers}, {l: rb.ref[l] for l in retain_layers},
                                  rb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims)
             extra, comps = self.extra_loss(step, total, forward, b, retain_layers, dims, c_r)
-            loss = c_s * reroute + c_r * keep + extra
+            terms = {"reroute": c_s * reroute, "retain": c_r * keep, "extra": extra}
             comps = {"reroute": reroute.item(), "retain": keep.item(),
-                     "cos": losses.mean_cosine(h_t, ref_t, hb.tensors["mask"], dims), **comps}
-            return loss, comps
+                     "cos": losses.mean_cosine(h_t, ref_t, hb.tensors["mask"], dims),
+                     **{f"cos_L{l}": losses.mean_cosine({l: h_t[l]}, {l: ref_t[l]}, hb.tensors["mask"], dims)
+                        for l in targets},
+                     "retain_rel": losses.relative_distance({l: r[l] for l in retain_layers},
+                                                            {l: rb.ref[l] for l in retain_layers},
+                                                            rb.tensors["mask"], dims),
+                     **comps}
+            return sum(terms.values()), comps, terms
 
         return loss_fn
 

@@ -66,6 +66,8 @@ class Batch:
 
 # loss_fn(step, total_steps, forward, batches) -> (loss, {component: value})
 # forward(batch, logits=False) runs the adapted model and returns {"hidden": ..., "logits": ...}
+# It may also return a third element, {term: its weighted tensor} (the terms that add up to the loss): the loop then
+# logs each term's gradient norm on the adapter as ``grad_<term>`` every ``grad_every`` steps.
 LossFn = Callable[[int, int, Callable[..., dict[str, Any]], dict[str, Batch]], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -157,12 +159,17 @@ def train(
     seed: int = 0,
     progress: bool = True,
     reference: bool | Sequence[str] = True,
+    probe: Callable[[int, int, torch.nn.Module, Any], Any] | None = None,
+    grad_every: int = 0,
 ) -> dict[str, Any]:
     """Train the trainable parameters of ``model`` (a PeftModel); returns a summary.
 
     ``settings`` may be any ``TrainSettings`` (a defense passes its config, which extends it).
     ``seed`` orders the batches and seeds torch. ``reference``: which streams get frozen-model
-    states (True: all, False: none, or their names).
+    states (True: all, False: none, or their names). ``probe(step, total, model, tokenizer)`` is
+    called after every step (``harness.training.probe.BehaviourProbe`` decides when to look);
+    ``grad_every``: how often each loss term's gradient norm is logged (0: never; it costs one
+    backward pass per term on those steps).
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from safetensors.torch import load_file, save_file
@@ -267,9 +274,11 @@ def train(
                 named[n].copy_(t.to(named[n].device, named[n].dtype))
         optimizer.load_state_dict(optim_state)
         start = state["step"]
-    if log_path.is_file() and accelerator.is_main_process:  # drop steps after the checkpoint, and a torn line
-        lines = log_path.read_text().splitlines(keepends=True)
-        log_path.write_text("".join(l for l in lines if l.endswith("\n") and json.loads(l)["step"] < start))
+    if accelerator.is_main_process:  # drop logged steps after the checkpoint, and a torn line
+        for path in (log_path, work_dir / "probe_log.jsonl"):
+            if path.is_file():
+                lines = path.read_text().splitlines(keepends=True)
+                path.write_text("".join(l for l in lines if l.endswith("\n") and json.loads(l)["step"] < start))
 
     def forward(batch: Batch, logits: bool = False) -> dict[str, Any]:
         with accelerator.autocast():
@@ -299,7 +308,9 @@ def train(
         for micro in range(settings.grad_accum):
             k = step * settings.grad_accum + micro
             current = {name: micro_batch(name, k) for name in streams}
-            loss, comps = loss_fn(step, settings.steps, forward, current)
+            loss, comps, *terms = loss_fn(step, settings.steps, forward, current)
+            if terms and grad_every > 0 and step % grad_every == 0:
+                comps = {**comps, **_grad_norms(terms[0], params)}
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(
                     f"training stopped at step {step}: the loss is {loss.item()} ({comps}). The last good "
@@ -315,6 +326,8 @@ def train(
                 fh.write(json.dumps(last) + "\n")
         bar.set_postfix({c: f"{v:.3f}" for c, v in parts.items()})
         bar.update(1)
+        if probe is not None and accelerator.is_main_process:
+            probe(step, settings.steps, model, tokenizer)
         faults.checkpoint("train.step")
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save(step + 1)
@@ -326,6 +339,17 @@ def train(
         model.gradient_checkpointing_disable()
     return {"steps": settings.steps, "resumed_from": start, "last": last,
             "train_s": time.time() - started, "world_size": world, "reference_reused": sorted(reused)}
+
+
+def _grad_norms(terms: dict[str, torch.Tensor], params: list[torch.nn.Parameter]) -> dict[str, float]:
+    """Each weighted loss term's gradient norm on the trainable parameters (the graph is kept for the step)."""
+    out = {}
+    for name, term in terms.items():
+        if not (isinstance(term, torch.Tensor) and term.requires_grad):
+            continue
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        out[f"grad_{name}"] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+    return out
 
 
 def save_adapter(model: torch.nn.Module, work_dir: Path, summary: dict[str, Any]) -> None:
