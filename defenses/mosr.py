@@ -145,7 +145,8 @@ class Mosr(ReroutingDefense):
         cb = batches["caa"]
         out = forward(cb, logits=cfg.caa_ce_weight > 0)
         keep = losses.retain({l: out["hidden"][l] for l in layers}, {l: cb.ref[l] for l in layers},
-                             cb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims)
+                             cb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims,
+                             power=cfg.retain_power)
         loss = c_retain * keep
         comps = {"caa_retain": keep.item()}
         if cfg.caa_ce_weight > 0:

@@ -61,3 +61,14 @@ def test_rr_family_runs_end_to_end(defense, tiny_dir, tiny_suite, data_dir, tmp_
     assert manifest["contamination"]["checked"] and manifest["contamination"]["overlaps"] == {}
     dropped = info["data"]["sources"]["many_shot"]["overlaps"]
     assert dropped["harmbench"]["eval_items"] == 159 and dropped["jbb-harmful"]["eval_items"] == 10
+
+
+def test_squared_retain_and_retain_cross_entropy_train_end_to_end(tiny_dir, tiny_suite, data_dir, tmp_path):
+    """The two departures from the paper that the operating-point study tries: both are logged and trained."""
+    cfg = {**SMALL, "retain_power": "2", "retain_ce_weight": "0.5", "schedule": "constant"}
+    out = run(RunRequest(defense="mosr", defense_config=cfg, model=str(tiny_dir), suite=str(tiny_suite),
+                         data_dir=data_dir, out=tmp_path / "r", progress=False), plugins())
+    log = [json.loads(x) for x in (out / "defense" / "loss_log.jsonl").read_text().splitlines()]
+    assert all(r["retain_ce"] > 0 and r["caa_ce"] > 0 for r in log)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["defense"]["config"]["retain_power"] == 2

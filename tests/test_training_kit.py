@@ -182,3 +182,31 @@ def test_reference_states_are_reused_only_for_the_same_base_model(tiny_dir, tmp_
     with torch.no_grad():
         next(other.model.parameters()).mul_(1.01)  # another base model: its own states
     assert _train(other, tmp_path / "other")[1]["reference_reused"] == []
+
+
+def test_squared_retain_has_a_gradient_proportional_to_the_change():
+    """power 1 (the paper's norm) pulls back with the same force however small the change; power 2 with a force
+    proportional to it, so a tiny change is nearly free. The value is the relative distance squared."""
+    ref = {3: torch.randn(2, 5, 8) + 4.0}
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    grads = {}
+    for power in (1, 2):
+        for scale in (1e-2, 1e-4):
+            h = {3: (ref[3] + scale * torch.randn(2, 5, 8)).requires_grad_()}
+            value = losses.retain(h, ref, mask, power=power)
+            (g,) = torch.autograd.grad(value, h[3])
+            grads[power, scale] = float(g.norm())
+            if power == 2:
+                rel = ((h[3] - ref[3]).norm(dim=-1) / ref[3].norm(dim=-1)) ** 2
+                assert float(value) == pytest.approx(float(rel.mean()), rel=1e-5)
+    assert grads[1, 1e-4] == pytest.approx(grads[1, 1e-2], rel=0.05)
+    assert grads[2, 1e-4] < grads[2, 1e-2] / 50
+
+
+def test_rerouting_config_checks_its_new_fields():
+    from harness.training.rerouting import RRConfig
+
+    with pytest.raises(ValueError, match="retain_power must be 1"):
+        RRConfig(retain_power=3)
+    with pytest.raises(ValueError, match="retain_ce_weight"):
+        RRConfig(retain_ce_weight=-1.0)

@@ -40,12 +40,17 @@ def rerouting(h: Hidden, ref: Hidden, mask: torch.Tensor, weights: torch.Tensor 
 
 
 def retain(h: Hidden, ref: Hidden, mask: torch.Tensor, *, relative: bool = True,
-           dims: torch.Tensor | None = None) -> torch.Tensor:
+           dims: torch.Tensor | None = None, power: int = 1) -> torch.Tensor:
     """Mean L2 distance to the reference: keeps benign representations where they were.
 
     ``relative`` divides by the reference norm per token, so massive-activation positions
     (on the default 135M model, norms of ~25,000 against a median of ~220 at layer 20) do not
     dominate the loss.
+
+    ``power`` 1 is Circuit Breakers' norm, whose gradient has the same size however small the change: with
+    any retain weight it holds the unchanged model in place against the rerouting term, whose gradient vanishes
+    there (cos is at its maximum). ``power`` 2, the squared distance, has a gradient proportional to the change,
+    so both terms start at second order and the retain weight decides which changes may grow.
     """
     total = 0.0
     for layer in h:
@@ -53,6 +58,8 @@ def retain(h: Hidden, ref: Hidden, mask: torch.Tensor, *, relative: bool = True,
         dist = (a - b).norm(dim=-1)
         if relative:
             dist = dist / b.norm(dim=-1).clamp(min=1e-6)
+        if power != 1:
+            dist = dist ** power
         total = total + _per_sample_mean(dist, mask).mean()
     return total / len(h)
 

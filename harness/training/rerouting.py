@@ -11,6 +11,7 @@ rerouting weights, ``streams`` may add streams and ``extra_loss`` a term on them
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -37,11 +38,19 @@ class RRConfig(LoraTrainingConfig):
     exclude_massive_dims: bool = True
     b_init_std: float = 1e-3  # 0 reproduces peft's zero init (no gradient at step 0 in float32)
     borderline_in_retain: bool = True  # OR-Bench retain prompts join the retain set
+    # not in the paper: 2 squares the retain distance (see harness.training.losses.retain)
+    retain_power: int = 1
+    # not in the paper: cross-entropy on the retain set's answers, so the output keeps benign answers too
+    retain_ce_weight: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
         if not self.target_layers:
             raise ValueError("target_layers must name at least one layer")
+        if self.retain_power not in (1, 2):
+            raise ValueError("retain_power must be 1 (the distance, as in the paper) or 2 (its square)")
+        if self.retain_ce_weight < 0:
+            raise ValueError("retain_ce_weight must be >= 0")
 
 
 # Between "retain wins, nothing changes" and "rerouting wins, everything breaks" lies a window, found by the
@@ -64,6 +73,8 @@ class ReroutingDefense(LoraDefense):
 
     def streams(self, data: TrainingData, tokenizer: Any, ctx) -> dict[str, list[ChatExample]]:
         retain = list(data.retain) + (list(data.borderline) if self.config.borderline_in_retain else [])
+        if self.config.retain_ce_weight > 0:
+            retain = [dataclasses.replace(e, ce=True) for e in retain]
         return {"harmful": list(data.harmful), "retain": retain}
 
     def loss_layers(self, depth: int) -> dict[str, list[int]]:
@@ -98,11 +109,17 @@ class ReroutingDefense(LoraDefense):
             h_t = {l: h[l] for l in targets}
             ref_t = {l: hb.ref[l] for l in targets}
             reroute = losses.rerouting(h_t, ref_t, hb.tensors["mask"], w, dims)
-            r = forward(rb)["hidden"]
+            out = forward(rb, logits=cfg.retain_ce_weight > 0)
+            r = out["hidden"]
             keep = losses.retain({l: r[l] for l in retain_layers}, {l: rb.ref[l] for l in retain_layers},
-                                 rb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims)
+                                 rb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims,
+                                 power=cfg.retain_power)
             extra, comps = self.extra_loss(step, total, forward, b, retain_layers, dims, c_r)
             terms = {"reroute": c_s * reroute, "retain": c_r * keep, "extra": extra}
+            if cfg.retain_ce_weight > 0:
+                ce = losses.cross_entropy(out["logits"], rb.tensors["input_ids"], rb.tensors["ce_mask"])
+                terms["retain_ce"] = cfg.retain_ce_weight * ce
+                comps = {**comps, "retain_ce": ce.item()}
             comps = {"reroute": reroute.item(), "retain": keep.item(),
                      "cos": losses.mean_cosine(h_t, ref_t, hb.tensors["mask"], dims),
                      **{f"cos_L{l}": losses.mean_cosine({l: h_t[l]}, {l: ref_t[l]}, hb.tensors["mask"], dims)
