@@ -298,3 +298,31 @@ def run_capability(
                 "wall_s": round(time.perf_counter() - start, 3),
             }
     return report
+
+
+def score_capability(path: Path, defended, spec_in: dict[str, Any], resolver, seed: int) -> dict[str, Any]:
+    """Step 7 of a run: score the suite's capability tasks on the defended model (adapters merged, hooks on,
+    system prompt passed), or reload ``path`` when a killed run already scored the same spec."""
+    import json
+
+    from harness import faults
+    from harness.data import DataFile
+    from harness.runstore import write_json_atomic
+
+    spec = {"tasks": list(spec_in["tasks"]), "limit": spec_in.get("limit"),
+            "batch_size": spec_in.get("batch_size", 8), "seed": seed}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("spec") == spec:
+            return saved
+    for task, files in capability_data_files(spec["tasks"]).items():
+        for rel in files:  # verify and record the files through the same resolver as the benchmarks
+            resolver.path(DataFile(task, rel, ""))
+    data_dir = resolver.data_dir or resolver.cache
+    with defended.hooks():
+        result = run_capability(defended.model, defended.tokenizer, spec["tasks"], data_dir, limit=spec["limit"],
+                                batch_size=spec["batch_size"], system_prompt=defended.system_prompt(), seed=seed)
+    result["spec"] = spec
+    faults.checkpoint("capability.scored")
+    write_json_atomic(path, result)
+    return result

@@ -64,27 +64,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
         raise bad
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is float:
-        if isinstance(value, bool):
+    if tp in (int, float):
+        # bool is an int to Python, never to a config; an int field takes a whole float (1.0) but not 1.5
+        if isinstance(value, bool) or (tp is int and isinstance(value, float) and not value.is_integer()):
             raise bad
         if isinstance(value, (int, float)):
-            return float(value)
+            return tp(value)
         if isinstance(value, str):
             try:
-                return float(value)
+                return tp(value)
             except ValueError:
                 raise bad from None
         raise bad

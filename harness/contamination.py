@@ -13,6 +13,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from harness.errors import HarnessError
+
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 
@@ -94,3 +96,24 @@ def summary(report: dict[str, dict[str, Overlap]]) -> dict[str, dict[str, dict[s
                 "train_items": len(o.train_ids)} for e, o in evals.items()}
         for t, evals in report.items()
     }
+
+
+def check_suite(training_texts: dict[str, list[tuple[str, str]]], suite_samples: dict[str, list], policy: str
+                ) -> tuple[set[tuple[str, str]], dict]:
+    """Step 5 of a run: a defense's training prompts against the suite's items. Returns the (benchmark, item id)
+    pairs to leave out of scoring and the manifest's record; with ``policy`` "refuse" an overlap is an error."""
+    if not training_texts:
+        return set(), {"checked": False, "reason": "the defense trains on nothing"}
+    evals = {name: [(s.id, s.prompt) for s in samples] for name, samples in suite_samples.items()}
+    report = check(training_texts, evals)
+    found = {(e, i) for per_eval in report.values() for e, o in per_eval.items() for i in o.eval_ids}
+    record = {"checked": True, "policy": policy, "overlaps": summary(report),
+              "excluded_items": len(found) if policy == "drop-eval" else 0}
+    if found and policy == "refuse":
+        worst = ", ".join(f"{t} vs {e}" for t, per in report.items() for e in per)
+        raise HarnessError(
+            f"the defense's training data overlaps {len(found)} evaluation item(s) of this suite ({worst}); "
+            "the scores would be inflated. Fix the training data, or pass --contamination drop-eval to "
+            "leave those items out of scoring (recorded in the manifest)."
+        )
+    return (found if policy == "drop-eval" else set()), record

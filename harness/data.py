@@ -1,6 +1,6 @@
 """Finding, verifying and reading dataset files.
 
-Resolution order (DESIGN.md): an explicit data folder (``--data-dir`` or ``HARNESS_DATA_DIR``),
+Resolution order: an explicit data folder (``--data-dir`` or ``HARNESS_DATA_DIR``),
 then the local cache (``$HARNESS_CACHE_DIR/data``), then a download from the canonical URL into
 the cache. Every file is checked against its pinned sha256, so a run records exactly what it read.
 Readers report the file and line of malformed input.

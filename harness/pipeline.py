@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from harness.data import DataResolver, cache_dir
 from harness.defaults import (DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE,
                               TRAINING_JUDGE, TRAINING_JUDGE_CONFIG)
 from harness.defense import DefenseContext
-from harness import faults
+from harness import contamination, faults
+from harness.capability import score_capability
 from harness.errors import HarnessError
 from harness.generation import render_prompt
 from harness.metrics import summarize
@@ -114,15 +114,13 @@ def suite_by_name(plugins: Plugins, name: str) -> Suite:
 def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
     defense, config = resolve_defense(plugins, request.defense, request.defense_config)
     backend_entry = plugins.backends.entry(request.backend)
-    backend = backend_entry.obj(build_config(backend_entry.obj.Config, request.backend_config,
-                                             f"backend {request.backend!r}"))
+    backend = plugins.backends.construct(request.backend, request.backend_config)
     backend.require()  # a missing engine is reported before the model loads and the defense trains
     suite = suite_by_name(plugins, request.suite)
     benchmarks = [(plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks]
     judge_entry = plugins.judges.entry(request.judge)
     resolver = DataResolver(request.data_dir)
-    judge = judge_entry.obj(build_config(judge_entry.obj.Config, request.judge_config, f"judge {request.judge!r}"),
-                            resolver)
+    judge = plugins.judges.construct(request.judge, request.judge_config, resolver)
     check_model(plugins, request.model)
     identity = {
         "model": request.model,
@@ -246,7 +244,8 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
 
         suite_samples = {b.name: stratified_subset(b.samples(r.resolver), limit, r.suite.seed)  # 5
                          for b, limit in r.benchmarks}
-        excluded = _contamination(defended, suite_samples, request.contamination, manifest)
+        excluded, manifest["contamination"] = contamination.check_suite(defended.training_texts, suite_samples,
+                                                                        request.contamination)
         excluded |= set(request.exclude)
 
         cache = _response_cache(request, r, model_identity(loaded)) if request.use_cache else None  # 6
@@ -256,7 +255,8 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         capability = None  # 7
         if r.suite.capability.get("tasks"):
             t0 = time.time()
-            capability = _capability(folder, defended, r.suite, r.resolver, request.seed)
+            capability = score_capability(folder.path / "capability.json", defended, r.suite.capability,
+                                          r.resolver, request.seed)
             timings["capability_s"] = time.time() - t0
 
         folder.write_metrics(score(r, folder.read_records(), excluded, capability))  # 8
@@ -350,54 +350,3 @@ def score(r: Resolved, records: list[dict[str, Any]], excluded: set[tuple[str, s
         metrics["capability"] = {task: {name: m["value"] for name, m in res["metrics"].items()} | {"n": res["n"]}
                                  for task, res in capability["tasks"].items()}
     return metrics
-
-
-# --- 5. contamination, 7. capability ----------------------------------------------------------
-
-
-def _contamination(defended, suite_samples, policy: str, manifest: dict[str, Any]) -> set[tuple[str, str]]:
-    """Check the defense's training prompts against the suite; refuse, or drop the overlapping items."""
-    from harness import contamination
-
-    if not defended.training_texts:
-        manifest["contamination"] = {"checked": False, "reason": "the defense trains on nothing"}
-        return set()
-    evals = {name: [(s.id, s.prompt) for s in samples] for name, samples in suite_samples.items()}
-    report = contamination.check(defended.training_texts, evals)
-    found = {(e, i) for per_eval in report.values() for e, o in per_eval.items() for i in o.eval_ids}
-    manifest["contamination"] = {"checked": True, "policy": policy, "overlaps": contamination.summary(report),
-                                 "excluded_items": len(found) if policy == "drop-eval" else 0}
-    if found and policy == "refuse":
-        worst = ", ".join(f"{t} vs {e}" for t, per in report.items() for e in per)
-        raise HarnessError(
-            f"the defense's training data overlaps {len(found)} evaluation item(s) of this suite ({worst}); "
-            "the scores would be inflated. Fix the training data, or pass --contamination drop-eval to "
-            "leave those items out of scoring (recorded in the manifest)."
-        )
-    return found if policy == "drop-eval" else set()
-
-
-def _capability(folder: RunFolder, defended, suite: Suite, resolver: DataResolver, seed: int) -> dict[str, Any]:
-    """Score (or reload, when a killed run already finished it) the suite's lm-eval tasks."""
-    from harness.capability import capability_data_files, run_capability
-    from harness.data import DataFile
-    from harness.runstore import write_json_atomic
-
-    spec = {"tasks": list(suite.capability["tasks"]), "limit": suite.capability.get("limit"),
-            "batch_size": suite.capability.get("batch_size", 8), "seed": seed}
-    path = folder.path / "capability.json"
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("spec") == spec:
-            return saved
-    for task, files in capability_data_files(spec["tasks"]).items():
-        for rel in files:  # verify and record the files through the same resolver as the benchmarks
-            resolver.path(DataFile(task, rel, ""))
-    data_dir = resolver.data_dir or resolver.cache
-    with defended.hooks():
-        result = run_capability(defended.model, defended.tokenizer, spec["tasks"], data_dir, limit=spec["limit"],
-                                batch_size=spec["batch_size"], system_prompt=defended.system_prompt(), seed=seed)
-    result["spec"] = spec
-    faults.checkpoint("capability.scored")
-    write_json_atomic(path, result)
-    return result

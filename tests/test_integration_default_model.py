@@ -22,7 +22,7 @@ def test_default_model_end_to_end(data_dir, tmp_path):
     assert manifest["model"]["parameters"] == 134515008 and manifest["model"]["sha256"].startswith("b179c952")
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 16 and all(r["response"].strip() for r in records)
-    # NOTES.md: the default model answers most harmful requests; a real run must show that.
+    # the default model is barely safety-aligned and answers most harmful requests; a real run must show that.
     assert metrics["jbb-harmful"]["asr"]["k"] >= 3
     # and it still answers some of XSTest's safe prompts
     assert metrics["xstest-safe"]["counts"]["compliance"] >= 2

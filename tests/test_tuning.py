@@ -82,7 +82,7 @@ def tiny_val_suite(tmp_path) -> Path:
 
 
 def test_tune_runs_resumes_and_writes_a_run_file(tiny_dir, tiny_val_suite, data_dir, tmp_path):
-    from harness.cli import _read_run_file
+    from harness.commands import _read_run_file
 
     request = TuneRequest(defense="refusal-direction", model=str(tiny_dir), suite=str(tiny_val_suite), budget=2,
                           data_dir=data_dir, out=tmp_path / "study", progress=False, fixed={"n_prompts": 16})
