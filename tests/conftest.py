@@ -66,3 +66,18 @@ def tiny_suite(tmp_path) -> Path:
         '[[benchmarks]]\nname = "xstest-safe"\nlimit = 5\n'
     )
     return path
+
+
+@pytest.fixture
+def templateless_tiny(tiny_dir, tmp_path) -> Path:
+    """A copy of the tiny model with its chat template removed (a model that needs --chat-template)."""
+    import json
+    import shutil
+
+    bare = tmp_path / "no-template"
+    shutil.copytree(tiny_dir, bare)
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    cfg = json.loads((bare / "tokenizer_config.json").read_text())
+    cfg.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
+    return bare

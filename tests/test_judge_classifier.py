@@ -1,6 +1,5 @@
 """The classifier-model judge: prompt formats and answer parsing, plumbed through the tiny model."""
 
-import shutil
 
 import pytest
 
@@ -88,19 +87,11 @@ def test_long_generation_is_cut(tiny_dir, data_dir, monkeypatch):
     assert "Paris" in seen[0] and "lazy dog" not in seen[0]
 
 
-def test_errors(tmp_path, tiny_dir, data_dir):
+def test_errors(tmp_path, templateless_tiny, data_dir):
     with pytest.raises(HarnessError, match="could not load"):
         _judge(tmp_path / "missing", data_dir).judge(None, ["q"], ["Sure, here it is."])
-    bare = tmp_path / "no-template"
-    shutil.copytree(tiny_dir, bare)
-    (bare / "chat_template.jinja").unlink(missing_ok=True)
-    import json
-
-    cfg = json.loads((bare / "tokenizer_config.json").read_text())
-    cfg.pop("chat_template", None)
-    (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
     with pytest.raises(HarnessError, match="chat template"):
-        _judge(bare, data_dir, format="llamaguard").judge(None, ["q"], ["Sure, here it is."])
+        _judge(templateless_tiny, data_dir, format="llamaguard").judge(None, ["q"], ["Sure, here it is."])
 
 
 def test_unavailable_names_what_is_missing(tmp_path, data_dir):

@@ -7,20 +7,12 @@ from harness.models import load_model
 from harness.plugins import plugins
 
 
-def test_model_without_chat_template_is_a_clear_error(tiny_dir, tmp_path):
-    bare = tmp_path / "bare"
-    shutil.copytree(tiny_dir, bare)
-    (bare / "chat_template.jinja").unlink(missing_ok=True)
-    import json
-
-    cfg = json.loads((bare / "tokenizer_config.json").read_text())
-    cfg.pop("chat_template", None)
-    (bare / "tokenizer_config.json").write_text(json.dumps(cfg))
+def test_model_without_chat_template_is_a_clear_error(templateless_tiny, tmp_path):
     with pytest.raises(HarnessError, match="has no chat template.*--chat-template"):
-        load_model(str(bare))
+        load_model(str(templateless_tiny))
     template = tmp_path / "t.jinja"
     template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
-    loaded = load_model(str(bare), chat_template=str(template))
+    loaded = load_model(str(templateless_tiny), chat_template=str(template))
     assert loaded.tokenizer.chat_template == template.read_text()
 
 
