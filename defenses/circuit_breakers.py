@@ -21,10 +21,26 @@ from harness import hookimpl
 from harness.training.rerouting import RR_SEARCH_SPACE, ReroutingDefense
 
 
+# The paper's recipe as its code runs it (Llama-3-8B-Instruct; layer numbers for 32 layers, scaled to the model):
+# LoRA r 16 / alpha 16 on blocks 0-20, rerouting at hidden states 10 and 20, retain over every hidden state up to
+# the top target (embeddings included), absolute L2, no dimension left out, every masked token of a batch weighted
+# alike, peft's zero-initialised B, a = 10 with c_r = a t/300 and c_s = a (1 - t/300) (RR's schedule at 150
+# steps), lr 1e-4, 150 steps of 16. Where this harness still differs: the masks leave out the chat template's
+# tokens (the code's cover every non-pad token, and its retain mean counts pad positions as zero distance), the
+# schedule counts steps from 0 (the code from 1), and sequences are cut at max_length tokens.
+REFERENCE = {
+    "lora_layers": (0, 20), "target_layers": (10, 20), "reference_depth": 32, "lora_r": 16, "lora_alpha": 16,
+    "alpha": 10.0, "schedule": "rr", "retain_coef": 1.0, "retain_distance": "absolute", "retain_power": 1,
+    "retain_layers": "all_with_embeddings", "exclude_massive_dims": False, "b_init_std": 0.0, "loss_pooling": "token",
+    "retain_ce_weight": 0.0, "lr": 1e-4, "steps": 150, "batch_size": 16,
+}
+
+
 class CircuitBreakers(ReroutingDefense):
     name = "circuit-breakers"
     description = "Representation rerouting (Zou et al. 2024): LoRA pushes harmful states orthogonal, keeps benign ones."
     search_space = RR_SEARCH_SPACE
+    presets = {"reference": REFERENCE}
 
 
 @hookimpl

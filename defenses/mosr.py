@@ -146,7 +146,7 @@ class Mosr(ReroutingDefense):
         out = forward(cb, logits=cfg.caa_ce_weight > 0)
         keep = losses.retain({l: out["hidden"][l] for l in layers}, {l: cb.ref[l] for l in layers},
                              cb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims,
-                             power=cfg.retain_power)
+                             power=cfg.retain_power, pooling=cfg.loss_pooling)
         loss = c_retain * keep
         comps = {"caa_retain": keep.item()}
         if cfg.caa_ce_weight > 0:

@@ -21,7 +21,8 @@ from harness.errors import HarnessError
 from harness.runstore import FinishedRun
 from harness.training.probe import TrajectorySettings
 
-RUN_FILE_KEYS = {"defense", "model", "suite", "seed", "judge", "config", "judge_config", "backend", "backend_config"}
+RUN_FILE_KEYS = {"defense", "preset", "model", "suite", "seed", "judge", "config", "judge_config", "backend",
+                 "backend_config"}
 
 
 def _read_run_file(path: str) -> dict[str, Any]:
@@ -63,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(
         defense=args.defense or file.get("defense", DEFAULT_DEFENSE),
         defense_config=defense_config,
+        preset=args.preset or file.get("preset"),
         model=args.model or file.get("model", DEFAULT_MODEL),
         suite=suite,
         judge=args.judge or file.get("judge", DEFAULT_JUDGE),
@@ -106,9 +108,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     p = plugins()
     if args.what == "defenses":
-        rows = [[n, e.obj.kind, e.obj.description, _fields_text(e.obj.Config), e.distribution]
-                for n, e in sorted(p.defenses.items.items())]
-        headers = ["defense", "kind", "description", "config fields", "from"]
+        rows = [[n, e.obj.kind, e.obj.description, _fields_text(e.obj.Config), ", ".join(sorted(e.obj.presets)),
+                 e.distribution] for n, e in sorted(p.defenses.items.items())]
+        headers = ["defense", "kind", "description", "config fields", "presets", "from"]
     elif args.what == "benchmarks":
         rows = [[n, e.obj.category, e.obj.size, e.obj.metric, e.obj.description, e.distribution]
                 for n, e in sorted(p.benchmarks.items.items())]

@@ -72,6 +72,9 @@ class Defense:
     Config: ClassVar[type]
     # what `harness tune` searches: Config field -> harness.search.Choice/Uniform/LogUniform
     search_space: ClassVar[dict[str, Any]] = {}
+    # named sets of Config values (`harness run --preset NAME`; `--set` still overrides them); a baseline keeps a
+    # "reference" preset that reproduces its paper's recipe, where the defaults depart from it for small models
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any):
         self.config = config

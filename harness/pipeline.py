@@ -45,6 +45,7 @@ from harness.training.probe import TrajectorySettings
 class RunRequest:
     defense: str = DEFAULT_DEFENSE
     defense_config: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # a named set of the defense's config values, under defense_config
     model: str = DEFAULT_MODEL
     suite: str = DEFAULT_SUITE
     judge: str = DEFAULT_JUDGE
@@ -92,9 +93,17 @@ class Resolved:
     run_id: str
 
 
-def resolve_defense(plugins: Plugins, name: str, settings: dict[str, Any]) -> tuple[Registered, Any]:
-    """The defense's registry entry and its typed config (unknown keys are an error naming the valid ones)."""
+def resolve_defense(plugins: Plugins, name: str, settings: dict[str, Any], preset: str | None = None
+                    ) -> tuple[Registered, Any]:
+    """The defense's registry entry and its typed config: a preset's values (if named), then ``settings`` over
+    them (unknown keys are an error naming the valid ones)."""
     entry = plugins.defenses.entry(name)
+    if preset is not None:
+        presets = entry.obj.presets
+        if preset not in presets:
+            raise HarnessError(f"defense {name!r} has no preset {preset!r}; its presets: "
+                               f"{', '.join(sorted(presets)) or '(none)'}.")
+        settings = {**presets[preset], **settings}
     return entry, build_config(entry.obj.Config, settings, f"defense {name!r}")
 
 
@@ -112,7 +121,7 @@ def suite_by_name(plugins: Plugins, name: str) -> Suite:
 
 
 def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
-    defense, config = resolve_defense(plugins, request.defense, request.defense_config)
+    defense, config = resolve_defense(plugins, request.defense, request.defense_config, request.preset)
     backend_entry = plugins.backends.entry(request.backend)
     backend = plugins.backends.construct(request.backend, request.backend_config)
     backend.require()  # a missing engine is reported before the model loads and the defense trains
@@ -162,8 +171,8 @@ def start_manifest(request: RunRequest, r: Resolved, plugins: Plugins, folder: R
         "created": previous.get("created") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "running",
         "identity": r.identity,
-        "defense": {"name": request.defense, "kind": d.obj.kind, "config": asdict(r.config), "plugin": d.plugin,
-                    "distribution": d.distribution, "version": d.version},
+        "defense": {"name": request.defense, "kind": d.obj.kind, "config": asdict(r.config), "preset": request.preset,
+                    "plugin": d.plugin, "distribution": d.distribution, "version": d.version},
         "suite": {"name": r.suite.name, "path": r.suite.path, "sha256": r.suite.sha256,
                   "benchmarks": [asdict(e) for e in r.suite.benchmarks]},
         "generation": r.suite.generation.record(),

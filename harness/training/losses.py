@@ -29,18 +29,30 @@ def _select(h: torch.Tensor, dims: torch.Tensor | None) -> torch.Tensor:
     return h if dims is None else h[..., dims]
 
 
+def _pool(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """[B, T] per-token values -> one number. ``sample``: each sample's mean over its masked tokens, then the
+    (weighted) mean over samples, so a long example weighs as much as a short one. ``token``: every masked token
+    of the batch weighs the same (Circuit Breakers' code: a sum over masked positions over their count)."""
+    if pooling == "sample":
+        return _weighted_mean(_per_sample_mean(values, mask), weights)
+    m = mask.to(values.dtype)
+    if weights is not None:
+        m = m * weights.to(values.dtype).unsqueeze(-1)
+    return (values * m).sum() / m.sum().clamp(min=1e-8)
+
+
 def rerouting(h: Hidden, ref: Hidden, mask: torch.Tensor, weights: torch.Tensor | None = None,
-              dims: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean ReLU(cos(h, h_ref)): pushes representations away from where they were (RR)."""
+              dims: torch.Tensor | None = None, pooling: str = "sample") -> torch.Tensor:
+    """Mean ReLU(cos(h, h_ref)) over the layers of ``h``: pushes representations away from where they were (RR)."""
     total = 0.0
     for layer in h:
         cos = F.cosine_similarity(_select(h[layer], dims), _select(ref[layer], dims).to(h[layer].dtype), dim=-1)
-        total = total + _weighted_mean(_per_sample_mean(F.relu(cos), mask), weights)
+        total = total + _pool(F.relu(cos), mask, weights, pooling)
     return total / len(h)
 
 
 def retain(h: Hidden, ref: Hidden, mask: torch.Tensor, *, relative: bool = True,
-           dims: torch.Tensor | None = None, power: int = 1) -> torch.Tensor:
+           dims: torch.Tensor | None = None, power: int = 1, pooling: str = "sample") -> torch.Tensor:
     """Mean L2 distance to the reference: keeps benign representations where they were.
 
     ``relative`` divides by the reference norm per token, so massive-activation positions
@@ -60,7 +72,7 @@ def retain(h: Hidden, ref: Hidden, mask: torch.Tensor, *, relative: bool = True,
             dist = dist / b.norm(dim=-1).clamp(min=1e-6)
         if power != 1:
             dist = dist ** power
-        total = total + _per_sample_mean(dist, mask).mean()
+        total = total + _pool(dist, mask, None, pooling)
     return total / len(h)
 
 

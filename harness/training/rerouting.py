@@ -34,7 +34,9 @@ class RRConfig(LoraTrainingConfig):
     schedule: Literal["rr", "constant"] = "rr"  # constant: c_s = a, c_r = a * retain_coef
     retain_coef: float = 1.0
     retain_distance: Literal["relative", "absolute"] = "relative"
-    retain_layers: Literal["target", "all"] = "target"
+    # target: the rerouting layers; all: every hidden state from 1 to the top target; all_with_embeddings: from 0
+    # (the embedding output, which LoRA on decoder blocks never changes), as Circuit Breakers' code takes them
+    retain_layers: Literal["target", "all", "all_with_embeddings"] = "target"
     exclude_massive_dims: bool = True
     b_init_std: float = 1e-3  # 0 reproduces peft's zero init (no gradient at step 0 in float32)
     borderline_in_retain: bool = True  # OR-Bench retain prompts join the retain set
@@ -42,6 +44,8 @@ class RRConfig(LoraTrainingConfig):
     retain_power: int = 1
     # not in the paper: cross-entropy on the retain set's answers, so the output keeps benign answers too
     retain_ce_weight: float = 0.0
+    # how tokens are averaged: per sample, then over samples; or every masked token of the batch alike (the paper)
+    loss_pooling: Literal["sample", "token"] = "sample"
 
     def __post_init__(self):
         super().__post_init__()
@@ -80,7 +84,8 @@ class ReroutingDefense(LoraDefense):
     def loss_layers(self, depth: int) -> dict[str, list[int]]:
         cfg = self.config
         targets = scale_layers(cfg.target_layers, depth, cfg.reference_depth)
-        retain = targets if cfg.retain_layers == "target" else list(range(1, max(targets) + 1))
+        first = {"target": None, "all": 1, "all_with_embeddings": 0}[cfg.retain_layers]
+        retain = targets if first is None else list(range(first, max(targets) + 1))
         return {"targets": targets, "retain": retain}
 
     def prepare(self, loaded, data, layers) -> torch.Tensor | None:
@@ -108,12 +113,12 @@ class ReroutingDefense(LoraDefense):
             w = weights[hb.index.cpu()].to(h[targets[0]].dtype).to(h[targets[0]].device) if weights is not None else None
             h_t = {l: h[l] for l in targets}
             ref_t = {l: hb.ref[l] for l in targets}
-            reroute = losses.rerouting(h_t, ref_t, hb.tensors["mask"], w, dims)
+            reroute = losses.rerouting(h_t, ref_t, hb.tensors["mask"], w, dims, pooling=cfg.loss_pooling)
             out = forward(rb, logits=cfg.retain_ce_weight > 0)
             r = out["hidden"]
             keep = losses.retain({l: r[l] for l in retain_layers}, {l: rb.ref[l] for l in retain_layers},
                                  rb.tensors["mask"], relative=cfg.retain_distance == "relative", dims=dims,
-                                 power=cfg.retain_power)
+                                 power=cfg.retain_power, pooling=cfg.loss_pooling)
             extra, comps = self.extra_loss(step, total, forward, b, retain_layers, dims, c_r)
             terms = {"reroute": c_s * reroute, "retain": c_r * keep, "extra": extra}
             if cfg.retain_ce_weight > 0:
