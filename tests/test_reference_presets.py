@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.pipeline import resolve_defense
