@@ -153,6 +153,16 @@ def paired_refusals(harmful: list[ChatExample], seed: int) -> list[ChatExample]:
 
 # the defense ----------------------------------------------------------------------------------
 
+# The published recipe (the authors' train.sh for Llama-3-8B-Instruct, offline, loss_mode response_all), in the
+# authors' distance form: absolute L2 over every hidden dimension, B matrices starting at peft's zero.
+REFERENCE = {
+    "safe_coef": 0.5, "unsafe_coef": 0.5, "cosine_coef": 0.1, "kl_coef": 0.3, "pair_coef": 0.0,
+    "bend_layers": (20, 30), "safe_layers": "all", "lora_layers": (0, 32), "reference_depth": 32, "lora_r": 16,
+    "lora_alpha": 16, "lora_dropout": 0.05, "lr": 1e-5, "steps": 450, "batch_size": 16, "distance": "absolute",
+    "exclude_massive_dims": False, "b_init_std": 0.0,
+}
+
+
 class RepBend(LoraDefense):
     name = "repbend"
     description = ("Representation Bending (Yousefpour et al. 2025): LoRA pushes harmful states away, keeps safe "
@@ -161,6 +171,7 @@ class RepBend(LoraDefense):
     search_space = {"steps": Choice((40,)), "lr": LogUniform(2e-4, 2e-3), "unsafe_coef": LogUniform(0.1, 1.0),
                     "safe_coef": LogUniform(0.2, 2.0)}
     reference = ("harmful", "safe")
+    presets = {"reference": REFERENCE}
 
     def streams(self, data, tokenizer, ctx):
         cfg = self.config
