@@ -161,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "harmful and over-refusal prompts. Writes logitlens.md, logitlens.json and a PNG into --out.")
     an_p.set_defaults(func=commands.cmd_analyze)
 
+    cmp_p = sub.add_parser("compare", help="does a run beat the undefended one? (paired exact McNemar)",
+                           description="Compare a run with the undefended run on the same validation prompts: "
+                           "lower harmful ASR by a two-sided exact McNemar test, benign compliance kept, harmless "
+                           "answers coherent (harness.operating_point).")
+    cmp_p.add_argument("run", help="run folder of the defended model")
+    cmp_p.add_argument("baseline", help="run folder of the undefended model on the same suite")
+    cmp_p.set_defaults(func=commands.cmd_compare)
+
     traj_p = sub.add_parser("trajectory", help="draw training runs' courses: loss terms, cosines, behaviour",
                             description="One row per run folder of a training defense: its loss terms, the "
                             "representation measures (harmful cosine per target layer, benign distance, gradient "

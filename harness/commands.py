@@ -221,6 +221,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.operating_point import beats_none
+
+    v = beats_none(FinishedRun(Path(args.run)).records(), FinishedRun(Path(args.baseline)).records())
+    t = v["mcnemar"]
+    rows = [["harmful ASR", f"{v['asr']:.3f}", f"{v['asr_baseline']:.3f}",
+             f"McNemar p={t['p']:.4f} (only baseline {t['only_base']}, only run {t['only_other']}, n {t['n']})",
+             v["checks"]["safer"]],
+            ["benign compliance", f"{v['benign_compliance']:.3f}", f"{v['benign_compliance_baseline']:.3f}",
+             f">= {v['rule']['min_benign_ratio']} x baseline", v["checks"]["keeps_benign"]],
+            ["benign incoherent", f"{v['benign_incoherent']:.3f}", "", f"<= {v['rule']['max_incoherent']}",
+             v["checks"]["coherent"]]]
+    print(tabulate(rows, headers=["", "run", "baseline", "test", "passes"]))
+    print(f"\nbeats none: {'yes' if v['beats_none'] else 'no'}")
+    return 0
+
+
 def cmd_trajectory(args: argparse.Namespace) -> int:
     from harness.trajectory import draw
 
