@@ -9,6 +9,7 @@ Only installed entry points are loaded: nothing is imported from arbitrary paths
 from __future__ import annotations
 
 import dataclasses
+import typing
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,9 +49,24 @@ def _check_plugin_class(kind: str, base: type) -> Callable[[Any], str]:
                 raise HarnessError(f"{kind} {obj.__name__} must set the class attribute {attr!r}.")
         if not dataclasses.is_dataclass(obj.Config):
             raise HarnessError(f"{kind} {obj.name!r}: Config must be a dataclass.")
+        if issubclass(obj, Defense):
+            _check_defense(obj)
         return obj.name
 
     return check
+
+
+def _check_defense(cls: type) -> None:
+    """A defense's declarations, checked when it registers rather than when a run or a study first reads them."""
+    from harness.config import build_config
+    from harness.search import check_space
+
+    kinds = typing.get_args(typing.get_type_hints(Defense)["kind"].__args__[0])
+    if cls.kind not in kinds:
+        raise HarnessError(f"defense {cls.name!r}: kind {cls.kind!r} is not one of {', '.join(kinds)}.")
+    check_space(cls.Config, dict(cls.search_space), f"defense {cls.name!r}")
+    for preset, values in cls.presets.items():
+        build_config(cls.Config, values, f"defense {cls.name!r} preset {preset!r}")
 
 
 def _check_instance(kind: str, cls: type) -> Callable[[Any], str]:

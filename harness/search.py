@@ -68,3 +68,35 @@ def latin_hypercube(space: dict[str, Param], n: int, seed: int) -> list[dict[str
         rng.shuffle(strata)
         columns[name] = [(s + rng.random()) / n for s in strata]
     return [{name: space[name].pick(columns[name][i]) for name in sorted(space)} for i in range(n)]
+
+
+def check_space(config_cls: type, space: dict[str, Any], owner: str) -> None:
+    """Refuse a search space that could only fail later, after a baseline run: a key that is not a field of
+    ``config_cls``, a distribution that is not one of this module's, a continuous range on a field that is not a
+    float, an empty or reversed range, or a choice the field cannot hold."""
+    import dataclasses
+    import typing
+
+    from harness.config import _coerce
+    from harness.errors import HarnessError
+
+    hints = typing.get_type_hints(config_cls)
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    for key, param in space.items():
+        where = f"{owner}: search_space[{key!r}]"
+        if key not in names:
+            raise HarnessError(f"{where}: not a field of {config_cls.__name__}; its fields: {', '.join(names)}.")
+        if isinstance(param, Choice):
+            if not param.values:
+                raise HarnessError(f"{where}: a Choice needs at least one value.")
+            for value in param.values:
+                _coerce(value, hints[key], where)
+        elif isinstance(param, (Uniform, LogUniform)):
+            if hints[key] is not float:
+                raise HarnessError(f"{where}: {type(param).__name__} draws floats, but the field is "
+                                   f"{getattr(hints[key], '__name__', hints[key])}; use Choice((...)) for it.")
+            if not param.low < param.high or (isinstance(param, LogUniform) and param.low <= 0):
+                raise HarnessError(f"{where}: the range [{param.low}, {param.high}] is empty or reversed"
+                                   f"{' or not positive' if isinstance(param, LogUniform) else ''}.")
+        else:
+            raise HarnessError(f"{where}: {param!r} is not a Choice, Uniform or LogUniform (harness.search).")

@@ -180,7 +180,9 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
              "suite_sha256": suite.sha256, "budget": request.budget, "seed": request.seed, "fixed": request.fixed,
              "space": {k: v.describe() for k, v in sorted(space.items())}}
     study_path = out / "tune.json"
-    if study_path.is_file():
+    trials_path = out / "trials.jsonl"
+    started = trials_path.is_file() and bool(read_jsonl(trials_path, torn_tail=True, fix=TRIALS_FIX))
+    if study_path.is_file() and started:  # a study with no finished trial yet may be started over with others
         previous = json.loads(study_path.read_text())
         kept = {k: previous.get(k) for k in study}
         if kept != study:
@@ -199,7 +201,6 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
 
     # 4. trials
     configs = latin_hypercube(space, request.budget, request.seed)
-    trials_path = out / "trials.jsonl"
     # a torn last line (killed while writing it) is cut off: that trial runs again and resumes from its folder
     done = {t["trial"]: t for t in read_and_trim(trials_path, TRIALS_FIX)}
     for i, params in enumerate(configs):

@@ -178,3 +178,35 @@ def test_validation_suite_is_disjoint_from_test_benchmarks_after_exclusion(data_
 def test_tradeoff_figure_needs_finished_studies(tmp_path):
     with pytest.raises(HarnessError, match="no selection.json"):
         tradeoff_figure([tmp_path], tmp_path / "f.png")
+
+
+def test_a_study_with_no_finished_trial_takes_corrected_settings(tiny_dir, tiny_val_suite, data_dir, tmp_path):
+    """A mistake found before any trial finished (here: another budget) must not lock the study folder."""
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "tune.json").write_text(json.dumps({"format": 1, "defense": "refusal-direction", "budget": 9}))
+    request = TuneRequest(defense="refusal-direction", model=str(tiny_dir), suite=str(tiny_val_suite), budget=1,
+                          data_dir=data_dir, out=out, progress=False, fixed={"n_prompts": 16})
+    tune(request, plugins())
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 1
+    assert json.loads((out / "tune.json").read_text())["budget"] == 1
+
+
+def test_search_space_mistakes_fail_when_the_defense_registers():
+    from harness.defense import Defense
+    from harness.plugins import Registry, _check_plugin_class
+    from harness.search import LogUniform, Uniform
+    from harness.training.rerouting import RRConfig
+
+    def defense(space, kind="training"):
+        return type("Bad", (Defense,), {"name": "bad", "kind": kind, "Config": RRConfig, "search_space": space})
+
+    registry = Registry("defense", _check_plugin_class("defense", Defense))
+    with pytest.raises(HarnessError, match=r"search_space\['lrr'\]: not a field of RRConfig"):
+        registry.add(defense({"lrr": LogUniform(1e-4, 1e-3)}), "p", ("d", "1"))
+    with pytest.raises(HarnessError, match=r"search_space\['steps'\]: Uniform draws floats, but the field is int"):
+        registry.add(defense({"steps": Uniform(10, 40)}), "p", ("d", "1"))
+    with pytest.raises(HarnessError, match="kind 'trainng' is not one of none, inference, training"):
+        registry.add(defense({}, kind="trainng"), "p", ("d", "1"))
+    registry.add(defense({"lr": LogUniform(1e-4, 1e-3)}), "p", ("d", "1"))
+    assert registry.names() == ["bad"]
