@@ -55,3 +55,23 @@ def summarize(records: list[dict[str, Any]], harmful: bool) -> dict[str, Any]:
     if len(by_cat) > 1:
         out["by_category"] = {c: label_rates(labs, harmful) for c, labs in sorted(by_cat.items())}
     return out
+
+
+def score_run(run_id: str, benchmarks: list, records: list[dict[str, Any]], excluded: set[tuple[str, str]],
+              capability: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's metrics.json (step 8): per benchmark its rates with intervals, leaving out the excluded
+    (benchmark, item id) pairs; the capability tasks' headline metrics."""
+    from harness.benchmark import HARMFUL_CATEGORIES
+
+    metrics: dict[str, Any] = {"run_id": run_id, "benchmarks": {}}
+    for bench in benchmarks:
+        rows = [rec for rec in records if rec["benchmark"] == bench.name and (bench.name, rec["id"]) not in excluded]
+        metrics["benchmarks"][bench.name] = {
+            "category": bench.category,
+            "metric": bench.metric,
+            **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
+        }
+    if capability is not None:
+        metrics["capability"] = {task: {name: m["value"] for name, m in res["metrics"].items()} | {"n": res["n"]}
+                                 for task, res in capability["tasks"].items()}
+    return metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import harness
-from harness.benchmark import HARMFUL_CATEGORIES, Benchmark, stratified_subset
+from harness.benchmark import Benchmark, stratified_subset
 from harness.config import build_config
 from harness.data import DataResolver, cache_dir
 from harness.defaults import (DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE,
@@ -30,7 +30,7 @@ from harness import contamination, faults
 from harness.capability import score_capability
 from harness.errors import HarnessError
 from harness.generation import render_prompt
-from harness.metrics import summarize
+from harness.metrics import score_run
 from harness.models import LoadedModel, load_model
 from harness.plugins import Plugins, Registered
 from harness.provenance import fingerprint, git_commit, hardware, package_versions
@@ -224,9 +224,13 @@ def apply_defense(defense, loaded, plugins: Plugins, work_dir: Path, resolver: D
 
 
 def run(request: RunRequest, plugins: Plugins) -> Path:
-    """Run (or resume) one defense on one model over one suite; returns the run folder."""
+    """Run (or resume) one defense on one model over one suite; returns the run folder.
+
+    A failure after the folder exists is recorded in its manifest (status ``failed`` or ``interrupted``, the
+    step, the error and the end of its traceback) before it propagates; whatever was written is kept, and the
+    same command resumes.
+    """
     started = time.time()
-    timings: dict[str, float] = {}
     r = resolve(request, plugins)  # 1
     out = run_folder(request, r)
     with RunFolder(out, wait=request.wait_for_folder) as folder:  # 2
@@ -235,47 +239,84 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         if request.reuse is not None:
             manifest["reused_from"] = reuse(Path(request.reuse), r.identity, out)
         folder.write_manifest(manifest)
-
-        t0 = time.time()  # 3
-        loaded = load(plugins, request.model, device=request.device, trust_remote_code=request.trust_remote_code,
-                      chat_template=request.chat_template)
-        timings["load_model_s"] = time.time() - t0
-        manifest["model"] = loaded.info
-
-        t0 = time.time()  # 4
-        manifest["trajectory"] = asdict(request.trajectory)
-        defended = apply_defense(r.defense.obj(r.config), loaded, plugins, out / "defense", r.resolver,
-                                 request.seed, request.progress, request.trajectory)
-        timings["defense_s"] = time.time() - t0
-        manifest["defense"]["info"] = defended.info
-        folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
-        r.backend.check(defended)  # e.g. vllm refuses activation hooks
-
-        suite_samples = {b.name: stratified_subset(b.samples(r.resolver), limit, r.suite.seed)  # 5
-                         for b, limit in r.benchmarks}
-        excluded, manifest["contamination"] = contamination.check_suite(defended.training_texts, suite_samples,
-                                                                        request.contamination)
-        excluded |= set(request.exclude)
-
-        cache = _response_cache(request, r, model_identity(loaded)) if request.use_cache else None  # 6
-        manifest["cached_responses"] = generate(request, r, folder, defended, suite_samples, excluded, done, cache,
-                                                timings)
-
-        capability = None  # 7
-        if r.suite.capability.get("tasks"):
-            t0 = time.time()
-            capability = score_capability(folder.path / "capability.json", defended, r.suite.capability,
-                                          r.resolver, request.seed)
-            timings["capability_s"] = time.time() - t0
-
-        folder.write_metrics(score(r, folder.read_records(), excluded, capability))  # 8
-        faults.checkpoint("score.metrics")
-        manifest["data_files"] = dict(sorted(r.resolver.used.items()))
-        timings["total_s"] = time.time() - started
-        manifest["timings"] = timings
+        step = ["model"]
+        try:
+            _steps(request, r, plugins, folder, manifest, done, step)
+        except BaseException as err:
+            _record_failure(folder, manifest, step[0], err)
+            raise
+        manifest["timings"]["total_s"] = time.time() - started
         manifest["status"] = "complete"
         folder.write_manifest(manifest)
     return out
+
+
+def _record_failure(folder: RunFolder, manifest: dict[str, Any], step: str, err: BaseException) -> None:
+    import traceback
+
+    manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+    manifest["error"] = {"step": step, "type": type(err).__name__, "message": str(err),
+                         "traceback": traceback.format_exception(err)[-12:]}
+    folder.write_manifest(manifest)
+
+
+def _steps(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder, manifest: dict[str, Any],
+           done: set[tuple[str, str]], step: list[str]) -> None:
+    """Steps 3 to 8 of a run; ``step[0]`` names the one under way, for the failure record."""
+    timings: dict[str, float] = manifest.setdefault("timings", {})
+    t0 = time.time()  # 3
+    loaded = load(plugins, request.model, device=request.device, trust_remote_code=request.trust_remote_code,
+                  chat_template=request.chat_template)
+    timings["load_model_s"] = time.time() - t0
+    manifest["model"] = loaded.info
+
+    step[0], t0 = "defense", time.time()  # 4
+    manifest["trajectory"] = asdict(request.trajectory)
+    defended = _apply_named(r, loaded, plugins, folder.path / "defense", request)
+    timings["defense_s"] = time.time() - t0
+    manifest["defense"]["info"] = defended.info
+    folder.write_manifest(manifest)  # keep what training found, even if evaluation is interrupted
+    r.backend.check(defended)  # e.g. vllm refuses activation hooks
+
+    step[0] = "contamination"  # 5
+    suite_samples = {b.name: stratified_subset(b.samples(r.resolver), limit, r.suite.seed) for b, limit in r.benchmarks}
+    excluded, manifest["contamination"] = contamination.check_suite(defended.training_texts, suite_samples,
+                                                                    request.contamination)
+    excluded |= set(request.exclude)
+
+    step[0] = "generate"  # 6
+    cache = _response_cache(request, r, model_identity(loaded)) if request.use_cache else None
+    manifest["cached_responses"] = generate(request, r, folder, defended, suite_samples, excluded, done, cache,
+                                            timings)
+
+    capability = None  # 7
+    if r.suite.capability.get("tasks"):
+        step[0], t0 = "capability", time.time()
+        capability = score_capability(folder.path / "capability.json", defended, r.suite.capability,
+                                      r.resolver, request.seed)
+        timings["capability_s"] = time.time() - t0
+
+    step[0] = "score"  # 8
+    folder.write_metrics(score_run(r.run_id, [b for b, _ in r.benchmarks], folder.read_records(), excluded,
+                                   capability))
+    faults.checkpoint("score.metrics")
+    manifest["data_files"] = dict(sorted(r.resolver.used.items()))
+
+
+def _apply_named(r: Resolved, loaded, plugins: Plugins, work_dir: Path, request: RunRequest):
+    """Step 4; an error inside a plugin's ``apply`` says which plugin (and distribution) raised it."""
+    d = r.defense
+    try:
+        return apply_defense(d.obj(r.config), loaded, plugins, work_dir, r.resolver, request.seed, request.progress,
+                             request.trajectory)
+    except (HarnessError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        raise HarnessError(
+            f"defense {request.defense!r} (plugin {d.plugin!r} from {d.distribution} {d.version}) failed while "
+            f"applying: {type(err).__name__}: {err}. The run folder keeps what was written, with the traceback in "
+            "its manifest; fix the plugin and run the same command to resume."
+        ) from err
 
 
 # --- 6. generate and judge --------------------------------------------------------------------
@@ -339,23 +380,3 @@ def generate(request: RunRequest, r: Resolved, folder: RunFolder, defended, suit
         cache.close()
     r.backend.close()
     return reused
-
-
-# --- 8. score ---------------------------------------------------------------------------------
-
-
-def score(r: Resolved, records: list[dict[str, Any]], excluded: set[tuple[str, str]],
-          capability: dict[str, Any] | None) -> dict[str, Any]:
-    """metrics.json: per benchmark its rates with intervals; the capability tasks' headline metrics."""
-    metrics: dict[str, Any] = {"run_id": r.run_id, "benchmarks": {}}
-    for bench, _ in r.benchmarks:
-        rows = [rec for rec in records if rec["benchmark"] == bench.name and (bench.name, rec["id"]) not in excluded]
-        metrics["benchmarks"][bench.name] = {
-            "category": bench.category,
-            "metric": bench.metric,
-            **summarize(rows, harmful=bench.category in HARMFUL_CATEGORIES),
-        }
-    if capability is not None:
-        metrics["capability"] = {task: {name: m["value"] for name, m in res["metrics"].items()} | {"n": res["n"]}
-                                 for task, res in capability["tasks"].items()}
-    return metrics

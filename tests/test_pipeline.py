@@ -175,3 +175,23 @@ def test_from_keeps_the_source_exclusions_only_on_its_own_suite(tiny_dir, tiny_s
     assert same["exclude"] == [list(left_out)] and "exclude" not in moved and moved["suite"] == "tiny2"
     n = lambda folder: json.loads((folder / "metrics.json").read_text())["benchmarks"]["jbb-harmful"]["n"]  # noqa: E731
     assert (n(tmp_path / "same"), n(tmp_path / "moved")) == (n(full) - 1, n(full))
+
+
+def test_a_plugin_failing_in_apply_is_named_and_recorded_in_the_manifest(tiny_dir, tiny_suite, data_dir, tmp_path,
+                                                                          monkeypatch):
+    p = plugins()
+    cls = p.defenses.get("none")
+
+    def broken(self, loaded, ctx):
+        raise ValueError("the plugin's own bug")
+
+    monkeypatch.setattr(cls, "apply", broken)
+    out = tmp_path / "r"
+    with pytest.raises(HarnessError, match=r"defense 'none' \(plugin 'defense-none' from defense-harness .*\) failed "
+                                           r"while applying: ValueError: the plugin's own bug"):
+        run(RunRequest(defense="none", model=str(tiny_dir), suite=str(tiny_suite), data_dir=data_dir, out=out,
+                       progress=False), p)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"]["step"] == "defense" and manifest["error"]["type"] == "HarnessError"
+    assert any("the plugin's own bug" in line for line in manifest["error"]["traceback"])
