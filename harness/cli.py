@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="List installed defenses, benchmarks, judges, model presets, suites, "
                             "generation backends or capability tasks.")
     list_p.add_argument("what", choices=["defenses", "benchmarks", "judges", "models", "suites", "backends",
-                                         "capability-tasks"])
+                                         "capability-tasks", "plugins"])
     list_p.set_defaults(func=commands.cmd_list)
 
     judge_p = sub.add_parser("judge", help="re-label saved responses with any judge",

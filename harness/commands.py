@@ -131,6 +131,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [[n, e.obj.setting("output_type"), len(e.obj.data_files()), str(e.obj.folder), e.distribution]
                 for n, e in sorted(p.capability_tasks.items.items())]
         headers = ["capability task", "output type", "data files", "folder", "from"]
+    elif args.what == "plugins":
+        kinds = {"defenses": p.defenses, "benchmarks": p.benchmarks, "judges": p.judges, "models": p.models,
+                 "suites": p.suites, "backends": p.backends, "capability tasks": p.capability_tasks}
+        def registers(ep: str) -> str:
+            named = {kind: sorted(n for n, e in reg.items.items() if e.plugin == ep) for kind, reg in kinds.items()}
+            return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in named.items() if names)
+
+        rows = [[ep, dist, version, registers(ep)] for ep, (dist, version) in sorted(p.loaded.items())]
+        headers = ["entry point", "distribution", "version", "registers"]
     else:
         from harness.suite import load_suite_file
 

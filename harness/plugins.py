@@ -143,26 +143,56 @@ def _env_names(var: str) -> set[str]:
     return {n.strip() for n in os.environ.get(var, "").split(",") if n.strip()}
 
 
+BUILTIN_DISTRIBUTION = "defense-harness"  # this distribution: its plugins load unless blocked by name
+
+
+def _matches(names: set[str], ep_name: str, dist: str) -> bool:
+    """Whether an entry point is named by HARNESS_BLOCK_PLUGINS / HARNESS_ALLOW_PLUGINS: by its entry-point name,
+    by its distribution's name (every entry point it announces), or as ``distribution:entry-point``."""
+    return bool(names & {ep_name, dist, f"{dist}:{ep_name}"})
+
+
+def _selected_entry_points() -> list[tuple[Any, str, str]]:
+    """The entry points to load, as (entry point, distribution, version); a name two distributions both announce
+    is an error, since one would otherwise replace the other without a word."""
+    blocked = _env_names("HARNESS_BLOCK_PLUGINS")
+    allowed = _env_names("HARNESS_ALLOW_PLUGINS")
+    chosen: dict[str, tuple[Any, str, str]] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist, version = (ep.dist.name, ep.dist.version) if ep.dist else ("unknown", "unknown")
+        if _matches(blocked, ep.name, dist):
+            continue
+        # the allow-list narrows the third-party plugins; the harness's own built-ins load unless blocked
+        if allowed and dist != BUILTIN_DISTRIBUTION and not _matches(allowed, ep.name, dist):
+            continue
+        if ep.name in chosen:
+            other = chosen[ep.name]
+            if other[1] == dist:  # the same distribution seen twice (e.g. installed and editable): one is enough
+                continue
+            raise HarnessError(
+                f"entry point {ep.name!r} is announced by {other[1]} {other[2]} and by {dist} {version}. Entry-point "
+                f"names in the {ENTRY_POINT_GROUP!r} group are global, so one would replace the other: rename one "
+                f"(e.g. '{dist}-{ep.name}'), or skip one with HARNESS_BLOCK_PLUGINS={dist}:{ep.name}."
+            )
+        chosen[ep.name] = (ep, dist, version)
+    return list(chosen.values())
+
+
 def load_plugins() -> Plugins:
     """Load every allowed entry point and collect what its hooks register."""
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
-    blocked = _env_names("HARNESS_BLOCK_PLUGINS")
-    allowed = _env_names("HARNESS_ALLOW_PLUGINS")
     loaded: dict[str, tuple[str, str]] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in blocked or (allowed and ep.name not in allowed) or ep.name in loaded:
-            continue
+    for ep, dist, version in _selected_entry_points():
         try:
             module = ep.load()
         except Exception as err:  # a broken third-party plugin must say who it is
-            dist = ep.dist.name if ep.dist else "?"
             raise HarnessError(
                 f"plugin {ep.name!r} (from {dist}) failed to import: {err}. Fix or uninstall it, "
                 f"or skip it with HARNESS_BLOCK_PLUGINS={ep.name}."
             ) from err
         pm.register(module, name=ep.name)
-        loaded[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else ("unknown", "unknown")
+        loaded[ep.name] = (dist, version)
 
     registries = {
         "defenses": Registry("defense", _check_plugin_class("defense", Defense)),

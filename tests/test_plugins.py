@@ -73,13 +73,43 @@ def test_unknown_name_lists_known_and_suggests():
     assert "Did you mean 'xstest-safe'" in str(err.value) and "jbb-harmful" in str(err.value)
 
 
-def test_block_and_allow_lists(monkeypatch):
+def _site(tmp_path, monkeypatch, entry_points: str, dist="harness-shout"):
+    """An installed-looking distribution on sys.path of this process, announcing ``entry_points``."""
+    site = tmp_path / f"site-{dist}"
+    site.mkdir()
+    (site / "harness_shout.py").write_text(PLUGIN)
+    info = site / f"{dist.replace('-', '_')}-0.3.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3.0\n")
+    (info / "entry_points.txt").write_text("[harness]\n" + entry_points)
+    monkeypatch.syspath_prepend(str(site))
+
+
+def test_block_and_allow_lists(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "defense-self-reminder")
     assert "self-reminder" not in load_plugins().defenses.names()
     monkeypatch.delenv("HARNESS_BLOCK_PLUGINS")
-    monkeypatch.setenv("HARNESS_ALLOW_PLUGINS", "defense-none")
+    _site(tmp_path, monkeypatch, "shout = harness_shout\n")
+    # the allow-list narrows third-party plugins only: the built-in backend, benchmarks and judges stay
+    monkeypatch.setenv("HARNESS_ALLOW_PLUGINS", "shout")
     p = load_plugins()
-    assert p.defenses.names() == ["none"] and p.benchmarks.names() == []
+    assert "shout" in p.defenses.names() and "transformers" in p.backends.names() and p.benchmarks.names()
+    monkeypatch.setenv("HARNESS_ALLOW_PLUGINS", "some-other-plugin")
+    assert "shout" not in load_plugins().defenses.names()
+    monkeypatch.delenv("HARNESS_ALLOW_PLUGINS")
+    # blocking by distribution name, and by distribution:entry-point
+    for spec in ("harness-shout", "harness-shout:shout"):
+        monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", spec)
+        assert "shout" not in load_plugins().defenses.names()
+
+
+def test_an_entry_point_name_two_distributions_announce_is_an_error(monkeypatch, tmp_path):
+    _site(tmp_path, monkeypatch, "suites = harness_shout\n")
+    with pytest.raises(HarnessError, match="entry point 'suites' is announced by .* and by .*rename one.*"
+                                           "HARNESS_BLOCK_PLUGINS="):
+        load_plugins()
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "harness-shout:suites")
+    assert "quick" in load_plugins().suites.names()
 
 
 def test_registration_is_validated():
@@ -119,3 +149,11 @@ def test_construct_builds_the_typed_config(data_dir):
     assert judge.config.detect_incoherent is False and judge.config.rule is None
     with pytest.raises(HarnessError, match="judge 'keyword': unknown config key 'rul'. Did you mean 'rule'"):
         plugins().judges.construct("keyword", {"rul": "x"}, DataResolver(data_dir))
+
+
+def test_harness_list_plugins_shows_entry_point_names(capsys):
+    from harness.cli import main
+
+    assert main(["list", "plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "defense-mosr" in out and "defenses: mosr, mosr-no-caa, mosr-no-oalw" in out and "defense-harness" in out
