@@ -153,6 +153,14 @@ def test_empty_stream_is_a_clear_error(loaded, tmp_path):
               TrainSettings(steps=1), tmp_path, progress=False)
 
 
+def test_a_max_length_that_cuts_every_response_away_is_a_clear_error(loaded, tmp_path):
+    model = attach_lora(loaded.model, layers=[0], r=2, alpha=2)
+    sft = [ChatExample(e.messages, e.response, loss_on="response", ce=True) for e in _examples("benign")]
+    with pytest.raises(HarnessError, match="stream 'benign': cut to max_length=12 tokens, none of its 8 examples"):
+        train(model, loaded.tokenizer, {"benign": sft}, [], lambda *a: (torch.zeros(()), {}),
+              TrainSettings(steps=1, max_length=12), tmp_path, progress=False, reference=False)
+
+
 def test_saved_adapter_reloads_with_identical_outputs(tiny_dir, tmp_path):
     trained, summary = _train(load_model(str(tiny_dir)), tmp_path, steps=4)
     save_adapter(trained, tmp_path, summary)

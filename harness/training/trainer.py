@@ -199,6 +199,7 @@ def train(
         if not examples:
             raise HarnessError(f"training stream {name!r} has no examples.")
         tokenized[name] = [tokenize(e, tokenizer, settings.max_length) for e in examples]
+        _check_reachable(name, examples, tokenized[name], settings.max_length)
         order = _order(len(examples), total_micro * world * settings.batch_size, seed * 1000 + s_index)
         chunks = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
         orders[name] = [i for chunk in chunks[rank::world] for i in chunk]
@@ -339,6 +340,21 @@ def train(
         model.gradient_checkpointing_disable()
     return {"steps": settings.steps, "resumed_from": start, "last": last,
             "train_s": time.time() - started, "world_size": world, "reference_reused": sorted(reused)}
+
+
+def _check_reachable(name: str, examples: Sequence[ChatExample], items: list[Tokenized], max_length: int) -> None:
+    """Refuse a stream whose every example lost, to the ``max_length`` cut, all the tokens its loss reads (a
+    cross-entropy example its response, any other its loss mask): it would train at loss 0 and learn nothing."""
+    def reads(example: ChatExample, item: Tokenized) -> bool:
+        return bool(item.ce_mask.any()) if example.ce else bool(item.mask.any())
+
+    if not any(reads(e, t) for e, t in zip(examples, items)):
+        longest = max(len(t.input_ids) for t in items)
+        raise HarnessError(
+            f"training stream {name!r}: cut to max_length={max_length} tokens, none of its {len(items)} examples "
+            f"keeps a token its loss reads (the chat template and the request fill the length; {longest} tokens "
+            "kept of the longest). Raise max_length."
+        )
 
 
 def _grad_norms(terms: dict[str, torch.Tensor], params: list[torch.nn.Parameter]) -> dict[str, float]:

@@ -178,4 +178,23 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
         report=report,
     )
     report["sizes"] = {k: len(v) for k, v in data.texts().items()}
+    _explain_empty(data, cfg, report["sources"])
     return data
+
+
+def _explain_empty(data: TrainingData, cfg: TrainingDataConfig, sources: dict[str, Any]) -> None:
+    """An empty training set says why, rather than surfacing later as an empty training stream."""
+    if not data.retain and cfg.n_retain > 0:
+        raise HarnessError(
+            f"no retain examples: the undefended model answered every one of the {cfg.n_retain} harmless "
+            f"instructions it was asked with an empty string ({cfg.completion_tokens} new tokens each), and empty "
+            "answers are dropped. Check that the model generates text (its chat template, its end-of-turn token), "
+            "or raise completion_tokens."
+        )
+    if not data.harmful and cfg.n_harmful_self + cfg.n_many_shot > 0:
+        asked = sources.get("harmful_self", {}).get("asked", 0)
+        raise HarnessError(
+            f"no harmful examples: the model complied with none of the {asked} harmful requests it was asked (its "
+            "refusals and incoherent answers are dropped), and no many-shot pair is left after decontamination "
+            f"(n_many_shot={cfg.n_many_shot}). Raise n_many_shot, or use a less aligned model to complete them."
+        )
