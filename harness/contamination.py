@@ -98,11 +98,18 @@ def summary(report: dict[str, dict[str, Overlap]]) -> dict[str, dict[str, dict[s
     }
 
 
-def check_suite(training_texts: dict[str, list[tuple[str, str]]], suite_samples: dict[str, list], policy: str
-                ) -> tuple[set[tuple[str, str]], dict]:
+def check_suite(training_texts: dict[str, list[tuple[str, str]]], suite_samples: dict[str, list], policy: str,
+                kind: str = "inference") -> tuple[set[tuple[str, str]], dict]:
     """Step 5 of a run: a defense's training prompts against the suite's items. Returns the (benchmark, item id)
-    pairs to leave out of scoring and the manifest's record; with ``policy`` "refuse" an overlap is an error."""
+    pairs to leave out of scoring and the manifest's record; with ``policy`` "refuse" an overlap is an error.
+    A training defense that declares no training prompts cannot be checked: that is said, not passed over."""
     if not training_texts:
+        if kind == "training":
+            import sys
+
+            print("warning: the training defense declared no training_texts, so its training data is not checked "
+                  "against the suite (set DefendedModel.training_texts).", file=sys.stderr)
+            return set(), {"checked": False, "reason": "the training defense declared no training_texts"}
         return set(), {"checked": False, "reason": "the defense trains on nothing"}
     evals = {name: [(s.id, s.prompt) for s in samples] for name, samples in suite_samples.items()}
     report = check(training_texts, evals)

@@ -47,6 +47,7 @@ class DefendedModel:
     model: Any
     tokenizer: Any
     transform: Callable[[Messages], Messages] = field(default=lambda messages: messages)
+    # a function returning a context manager, entered around every generation and the capability scoring
     hooks: Callable[[], ContextManager[Any]] = field(default=contextlib.nullcontext)
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest
     # training prompts by set, checked against the suite's benchmarks before evaluation

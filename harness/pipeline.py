@@ -281,7 +281,7 @@ def _steps(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder
     step[0] = "contamination"  # 5
     suite_samples = {b.name: stratified_subset(b.samples(r.resolver), limit, r.suite.seed) for b, limit in r.benchmarks}
     excluded, manifest["contamination"] = contamination.check_suite(defended.training_texts, suite_samples,
-                                                                    request.contamination)
+                                                                    request.contamination, r.defense.obj.kind)
     excluded |= set(request.exclude)
 
     step[0] = "generate"  # 6

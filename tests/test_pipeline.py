@@ -195,3 +195,14 @@ def test_a_plugin_failing_in_apply_is_named_and_recorded_in_the_manifest(tiny_di
     assert manifest["status"] == "failed"
     assert manifest["error"]["step"] == "defense" and manifest["error"]["type"] == "HarnessError"
     assert any("the plugin's own bug" in line for line in manifest["error"]["traceback"])
+
+
+def test_a_training_defense_without_training_texts_is_run_unchecked_and_says_so(tiny_dir, tiny_suite, data_dir,
+                                                                                  tmp_path, monkeypatch, capsys):
+    p = plugins()
+    monkeypatch.setattr(p.defenses.get("none"), "kind", "training")
+    out = run(RunRequest(defense="none", model=str(tiny_dir), suite=str(tiny_suite), data_dir=data_dir,
+                         out=tmp_path / "r", progress=False), p)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["contamination"] == {"checked": False, "reason": "the training defense declared no training_texts"}
+    assert "declared no training_texts" in capsys.readouterr().err
