@@ -5,7 +5,7 @@
 3. model        load the model (cached conversion)
 4. defense      apply the defense (training defenses write their artifacts into the folder)
 5. contamination  the defense's training prompts against the suite: refuse, or leave the overlaps out
-6. generate     generate (or reuse cached responses) and judge every item, appending records per batch
+6. generate     generate (or reuse cached responses) and judge every item, appending records per batch (answers.py)
 7. capability   the suite's lm-eval tasks on the defended model
 8. score        metrics.json from the records, the final manifest with timings
 
@@ -22,19 +22,18 @@ from typing import Any, Literal
 import harness
 from harness.benchmark import Benchmark, stratified_subset
 from harness.config import build_config
-from harness.data import DataResolver, cache_dir
+from harness.data import DataResolver, sha256_file
 from harness.defaults import (DEFAULT_BACKEND, DEFAULT_DEFENSE, DEFAULT_JUDGE, DEFAULT_MODEL, DEFAULT_SUITE,
                               TRAINING_JUDGE, TRAINING_JUDGE_CONFIG)
 from harness.defense import DefenseContext
 from harness import contamination, faults
 from harness.capability import score_capability
 from harness.errors import HarnessError
-from harness.generation import render_prompt
 from harness.metrics import score_run
 from harness.models import LoadedModel, load_model
 from harness.plugins import Plugins, Registered
-from harness.provenance import fingerprint, git_commit, hardware, package_versions
-from harness.responsecache import ResponseCache
+from harness.provenance import fingerprint, git_commit, hardware, package_versions, source_digest
+from harness.answers import generate, response_cache
 from harness.runstore import RunFolder, safe_name
 from harness.inherit import reuse
 from harness.suite import Suite, load_suite_file
@@ -91,6 +90,7 @@ class Resolved:
     resolver: DataResolver
     identity: dict[str, Any]
     run_id: str
+    defense_source: str  # sha256 of the defense's source (harness.provenance.source_digest)
 
 
 def resolve_defense(plugins: Plugins, name: str, settings: dict[str, Any], preset: str | None = None
@@ -144,8 +144,19 @@ def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
         identity["exclude"] = sorted(map(list, request.exclude))
     if request.backend != DEFAULT_BACKEND:  # outputs can differ slightly; the default keeps published run ids
         identity["backend"] = request.backend
+    if request.chat_template:  # another template renders other prompts: another run (the default keeps run ids)
+        if not Path(request.chat_template).is_file():
+            raise HarnessError(f"--chat-template {request.chat_template!r}: no such file.")
+        identity["chat_template_sha256"] = sha256_file(Path(request.chat_template))
     return Resolved(defense, config, backend_entry, backend, suite, benchmarks, judge_entry, judge, resolver,
-                    identity, fingerprint(identity)[:10])
+                    identity, fingerprint(identity)[:10], defense_source(defense.obj))
+
+
+def defense_source(cls: type) -> str:
+    """The digest of a defense's code (with the training kit's, for a training defense): part of the response
+    cache's key and the manifest, never of the run id."""
+    kit = (Path(__file__).parent / "training",) if cls.kind == "training" else ()
+    return source_digest(cls, kit)
 
 
 # --- 2. folder --------------------------------------------------------------------------------
@@ -172,7 +183,8 @@ def start_manifest(request: RunRequest, r: Resolved, plugins: Plugins, folder: R
         "status": "running",
         "identity": r.identity,
         "defense": {"name": request.defense, "kind": d.obj.kind, "config": asdict(r.config), "preset": request.preset,
-                    "plugin": d.plugin, "distribution": d.distribution, "version": d.version},
+                    "plugin": d.plugin, "distribution": d.distribution, "version": d.version,
+                    "source_sha256": r.defense_source},
         "suite": {"name": r.suite.name, "path": r.suite.path, "sha256": r.suite.sha256,
                   "benchmarks": [asdict(e) for e in r.suite.benchmarks]},
         "generation": r.suite.generation.record(),
@@ -234,10 +246,13 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
     r = resolve(request, plugins)  # 1
     out = run_folder(request, r)
     with RunFolder(out, wait=request.wait_for_folder) as folder:  # 2
-        manifest = start_manifest(request, r, plugins, folder)
+        manifest = start_manifest(request, r, plugins, folder)  # refuses a folder holding another run
+        reused = reuse(Path(request.reuse), r.identity, out) if request.reuse is not None else None
         done = {(rec["benchmark"], rec["id"]) for rec in folder.read_records()}  # refuses a corrupt file untouched
-        if request.reuse is not None:
-            manifest["reused_from"] = reuse(Path(request.reuse), r.identity, out)
+        if manifest["resumed"] and _finished_already(folder, r.run_id):
+            return out  # a finished run is left exactly as it was (its manifest keeps the timings it had)
+        if reused is not None:
+            manifest["reused_from"] = reused
         folder.write_manifest(manifest)
         step = ["model"]
         try:
@@ -249,6 +264,12 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         manifest["status"] = "complete"
         folder.write_manifest(manifest)
     return out
+
+
+def _finished_already(folder: RunFolder, run_id: str) -> bool:
+    previous = folder.read_manifest()
+    return bool(previous and previous.get("run_id") == run_id and previous.get("status") == "complete"
+                and folder.metrics_path.is_file())
 
 
 def _record_failure(folder: RunFolder, manifest: dict[str, Any], step: str, err: BaseException) -> None:
@@ -285,7 +306,7 @@ def _steps(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder
     excluded |= set(request.exclude)
 
     step[0] = "generate"  # 6
-    cache = _response_cache(request, r, model_identity(loaded)) if request.use_cache else None
+    cache = response_cache(request, r, model_identity(loaded)) if request.use_cache else None
     manifest["cached_responses"] = generate(request, r, folder, defended, suite_samples, excluded, done, cache,
                                             timings)
 
@@ -317,66 +338,3 @@ def _apply_named(r: Resolved, loaded, plugins: Plugins, work_dir: Path, request:
             f"applying: {type(err).__name__}: {err}. The run folder keeps what was written, with the traceback in "
             "its manifest; fix the plugin and run the same command to resume."
         ) from err
-
-
-# --- 6. generate and judge --------------------------------------------------------------------
-
-
-def _response_cache(request: RunRequest, r: Resolved, model_key: str) -> ResponseCache:
-    return ResponseCache(cache_dir() / "responses.sqlite", {
-        "model": model_key, "defense": request.defense, "config": asdict(r.config), "seed": request.seed,
-        "generation": r.suite.generation.record(),
-        **({"backend": request.backend} if request.backend != DEFAULT_BACKEND else {})})
-
-
-def generate(request: RunRequest, r: Resolved, folder: RunFolder, defended, suite_samples: dict[str, list],
-             excluded: set[tuple[str, str]], done: set[tuple[str, str]], cache: ResponseCache | None,
-             timings: dict[str, float]) -> int:
-    """Generate (or take from the cache) and judge every item not yet recorded, appending records per batch;
-    returns how many responses came from the cache."""
-    reused = 0
-    generation = r.suite.generation
-    for bench, limit in r.benchmarks:
-        samples = [s for s in suite_samples[bench.name] if (bench.name, s.id) not in excluded]
-        if not samples:
-            raise HarnessError(
-                f"benchmark {bench.name!r} has no items after filtering (suite limit {limit}, "
-                f"{len(suite_samples[bench.name])} selected before leaving out items that overlap the "
-                "defense's training data or are excluded). "
-                "Raise its limit in the suite, or remove the benchmark from the suite."
-            )
-        todo = [s for s in samples if (bench.name, s.id) not in done]
-        if not todo:
-            continue
-        t0 = time.time()
-        prompts = [render_prompt(defended, list(s.messages), s.prefill) for s in todo]
-        judge_info = r.judge.describe(bench)
-
-        def record(batch: list[tuple[int, str]], cached: bool) -> None:
-            items = [todo[i] for i, _ in batch]
-            responses = [text for _, text in batch]
-            verdicts = r.judge.judge(bench, [s.prompt for s in items], responses)
-            folder.append_records(
-                {"benchmark": bench.name, "id": s.id, "category": s.category, "harmful": s.harmful,
-                 "messages": list(s.messages), "prefill": s.prefill, "response": response, "label": v.label,
-                 "reason": v.reason, "judge": judge_info, "generation": generation.record(), "cached": cached}
-                for s, response, v in zip(items, responses, verdicts)
-            )
-            faults.checkpoint("generate.batch")
-
-        hits = cache.get_many(prompts) if cache else {}
-        if hits:
-            record(sorted(hits.items()), cached=True)
-            reused += len(hits)
-        missing = [i for i in range(len(prompts)) if i not in hits]
-        for batch in r.backend.generate(defended, [prompts[i] for i in missing], generation, desc=bench.name,
-                                        progress=request.progress):
-            batch = [(missing[j], text) for j, text in batch]
-            if cache:
-                cache.put_many([(prompts[i], text) for i, text in batch])
-            record(batch, cached=False)
-        timings[f"generate_{bench.name}_s"] = time.time() - t0
-    if cache:
-        cache.close()
-    r.backend.close()
-    return reused

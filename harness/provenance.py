@@ -67,3 +67,24 @@ def fingerprint(data: Any) -> str:
     """A stable hash of JSON-able data, used to tell runs (and cache entries) apart."""
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def source_digest(cls: type, extra_folders: tuple[Path, ...] = ()) -> str:
+    """A sha256 over the source files that define ``cls``: its module and those of its bases (a defense's own code
+    and the kit it builds on), plus every .py file of ``extra_folders``. Caches of a plugin's outputs are keyed by
+    it, so changed code never reuses answers the old code gave; run ids leave it out, so editing code does not
+    rename published runs."""
+    import inspect
+
+    files = set()
+    for klass in cls.__mro__:
+        try:
+            files.add(Path(inspect.getsourcefile(klass)).resolve())
+        except (TypeError, OSError):  # built-in classes have no source file
+            continue
+    for folder in extra_folders:
+        files.update(p.resolve() for p in Path(folder).glob("*.py"))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -240,14 +240,18 @@ def test_direction_hooks_are_in_force_during_generation(tiny_dir, data_dir, benc
 
 
 def test_empty_answers_of_the_undefended_model_say_why_there_is_no_retain_set(tiny_dir, data_dir, benchmarks,
-                                                                                monkeypatch):
+                                                                                monkeypatch, tmp_path):
     from harness.errors import HarnessError
     from harness.training import trainsets
 
     monkeypatch.setattr(trainsets, "_complete", lambda defended, prompts, *a, **k: [""] * len(prompts))
-    loaded = load_model(str(tiny_dir))
-    with pytest.raises(HarnessError, match="no retain examples: the undefended model answered every one of the 6 "
+    cfg = {**SMALL, "n_retain": "6", "steps": "1", "borderline_in_benign": "false"}
+    from harness.config import build_config
+
+    defense = RefusalSFT(build_config(RefusalSFTConfig, cfg, "refusal-sft"))
+    ctx = _ctx(tmp_path, data_dir, benchmarks)
+    ctx.seed = 991  # a training-set cache of its own
+    with pytest.raises(HarnessError, match="training stream 'benign' of defense 'refusal-sft' has no examples. Empty "
+                                           "training sets: retain: the undefended model answered every one of the 6 "
                                            "harmless instructions it was asked with an empty string"):
-        build("tiny-empty-answers", DefendedModel(loaded.model, loaded.tokenizer), DataResolver(data_dir),
-              benchmarks, RefusalSFTConfig(**{**SMALL, "n_retain": 6}), judge=_judge(data_dir), seed=991,
-              progress=False)
+        defense.apply(load_model(str(tiny_dir)), ctx)

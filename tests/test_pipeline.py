@@ -206,3 +206,33 @@ def test_a_training_defense_without_training_texts_is_run_unchecked_and_says_so(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["contamination"] == {"checked": False, "reason": "the training defense declared no training_texts"}
     assert "declared no training_texts" in capsys.readouterr().err
+
+
+def test_changed_plugin_code_never_reuses_old_answers_and_a_finished_run_is_left_as_it_was(
+        tiny_dir, tiny_suite, data_dir, tmp_path, monkeypatch):
+    import harness.pipeline as pipeline
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    first = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "a"), plugins())
+    manifest = (first / "manifest.json").read_bytes()
+    assert json.loads(manifest)["defense"]["source_sha256"] == pipeline.defense_source(plugins().defenses.get("none"))
+    run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "a"), plugins())
+    assert (first / "manifest.json").read_bytes() == manifest  # re-running a finished run changes nothing
+    monkeypatch.setattr(pipeline, "defense_source", lambda cls: "edited code")
+    edited = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "b"), plugins())
+    edited_manifest = json.loads((edited / "manifest.json").read_text())
+    assert edited_manifest["cached_responses"] == 0
+    assert edited_manifest["run_id"] == json.loads(manifest)["run_id"]  # editing code does not rename runs
+
+
+def test_a_chat_template_is_part_of_the_run_id(tiny_dir, tiny_suite, data_dir, tmp_path):
+    from harness.pipeline import resolve
+
+    template = tmp_path / "t.jinja"
+    template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    base = _request(tiny_dir, tiny_suite, data_dir, tmp_path / "x")
+    plain = resolve(base, plugins()).run_id
+    templated = resolve(RunRequest(**{**base.__dict__, "chat_template": str(template)}), plugins()).run_id
+    assert plain != templated
+    with pytest.raises(HarnessError, match="--chat-template .*no such file"):
+        resolve(RunRequest(**{**base.__dict__, "chat_template": str(tmp_path / "missing.jinja")}), plugins())

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from harness.defense import DefendedModel, Defense, DefenseContext
+from harness.errors import HarnessError
 from harness.models import LoadedModel
 from harness.training import losses
 from harness.training.examples import ChatExample
@@ -149,6 +150,11 @@ class LoraDefense(Defense):
         layers = sorted(set().union(*groups.values()))
         first, last = (min(scale_layers([v], depth, cfg.reference_depth)[0], depth - 1) for v in cfg.lora_layers)
         streams = self.streams(data, tok, ctx)
+        for name, examples in streams.items():
+            if not examples:
+                why = "; ".join(f"{k}: {v}" for k, v in data.report.get("empty", {}).items())
+                raise HarnessError(f"training stream {name!r} of defense {self.name!r} has no examples"
+                                   + (f". Empty training sets: {why}." if why else "."))
         prepared = self.prepare(loaded, data, groups)
         model = attach_lora(loaded.model, layers=list(range(first, last + 1)), r=cfg.lora_r, alpha=cfg.lora_alpha,
                             dropout=getattr(cfg, "lora_dropout", 0.0), b_init_std=getattr(cfg, "b_init_std", 0.0),

@@ -14,6 +14,7 @@ evaluation sets stay whole and identical for every defense. The report goes to t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field, fields
@@ -112,8 +113,8 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
     """Build (or load from the cache) the training sets for the undefended model ``defended``.
 
     ``judge`` labels the model's own harmful completions (``judge.judge(None, prompts, answers)``);
-    only those labelled compliance are kept. It is not part of the cache key: every run passes
-    the same one, so a judge made selectable must join the key.
+    only those labelled compliance are kept. The cache key holds the model's weights, the data
+    sizes, the seed, the evaluation sets checked against, the chat template and the judge.
     """
     if judge is None:
         raise HarnessError("building training data needs a judge (DefenseContext.training_judge) to keep the "
@@ -121,7 +122,11 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
     evals, unchecked = eval_texts(benchmarks, resolver)
     # only the data fields: a defense config that extends TrainingDataConfig shares the cache
     sizes = {f.name: getattr(cfg, f.name) for f in fields(TrainingDataConfig)}
-    key = fingerprint({"model": model_key, "cfg": sizes, "seed": seed, "evals": sorted(evals), "v": 1})[:16]
+    # the model's own completions depend on the chat template they were rendered with and on the judge that kept
+    # them, so both are part of the key (another --chat-template, another training judge: other training sets)
+    template = hashlib.sha256(str(defended.tokenizer.chat_template).encode()).hexdigest()[:16]
+    key = fingerprint({"model": model_key, "cfg": sizes, "seed": seed, "evals": sorted(evals), "v": 1,
+                       "chat_template": template, "judge": judge.describe(None)})[:16]
     path = cache_dir() / "trainsets" / f"{key}.json"
     report: dict[str, Any] = {"cache": str(path), "unchecked_benchmarks": unchecked, "sources": {}}
 
@@ -178,23 +183,21 @@ def build(model_key: str, defended: DefendedModel, resolver: DataResolver, bench
         report=report,
     )
     report["sizes"] = {k: len(v) for k, v in data.texts().items()}
-    _explain_empty(data, cfg, report["sources"])
+    report["empty"] = _why_empty(data, cfg, report["sources"])
     return data
 
 
-def _explain_empty(data: TrainingData, cfg: TrainingDataConfig, sources: dict[str, Any]) -> None:
-    """An empty training set says why, rather than surfacing later as an empty training stream."""
+def _why_empty(data: TrainingData, cfg: TrainingDataConfig, sources: dict[str, Any]) -> dict[str, str]:
+    """Why a training set came out empty, for the error of a defense whose stream needed it."""
+    why = {}
     if not data.retain and cfg.n_retain > 0:
-        raise HarnessError(
-            f"no retain examples: the undefended model answered every one of the {cfg.n_retain} harmless "
-            f"instructions it was asked with an empty string ({cfg.completion_tokens} new tokens each), and empty "
-            "answers are dropped. Check that the model generates text (its chat template, its end-of-turn token), "
-            "or raise completion_tokens."
-        )
+        why["retain"] = (f"the undefended model answered every one of the {cfg.n_retain} harmless instructions it "
+                         f"was asked with an empty string ({cfg.completion_tokens} new tokens each), and empty "
+                         "answers are dropped. Check that the model generates text (its chat template, its "
+                         "end-of-turn token), or raise completion_tokens")
     if not data.harmful and cfg.n_harmful_self + cfg.n_many_shot > 0:
         asked = sources.get("harmful_self", {}).get("asked", 0)
-        raise HarnessError(
-            f"no harmful examples: the model complied with none of the {asked} harmful requests it was asked (its "
-            "refusals and incoherent answers are dropped), and no many-shot pair is left after decontamination "
-            f"(n_many_shot={cfg.n_many_shot}). Raise n_many_shot, or use a less aligned model to complete them."
-        )
+        why["harmful"] = (f"the model complied with none of the {asked} harmful requests it was asked (refusals "
+                          "and incoherent answers are dropped) and no many-shot pair is left "
+                          f"(n_many_shot={cfg.n_many_shot}). Raise n_many_shot")
+    return why
