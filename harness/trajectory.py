@@ -3,8 +3,8 @@
 A training defense writes ``defense/loss_log.jsonl`` (every step: each loss term, the harmful cosine to the
 frozen states per target layer, the benign retain distance, each term's gradient norm on the adapter where
 logged) and ``defense/probe_log.jsonl`` (every few steps: the behaviour probe's refusal, compliance and
-incoherent shares on a few harmful and benign validation prompts). Three panels against the step: the loss terms,
-the representation measures, and behaviour. That is what tells "nothing moved" from "everything broke" from "a
+incoherent shares on a few harmful and benign validation prompts). Four panels against the step: the loss terms,
+the representation measures, each term's gradient norm (log scale), and behaviour. That is what tells "nothing moved" from "everything broke" from "a
 window was crossed", and at which step.
 """
 
@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 
 # keys of a loss-log line that are not loss terms
 _NOT_TERMS = {"step", "elapsed_s"}
-# representation measures (drawn on their own panel, not with the loss terms)
+# representation measures and gradient norms (drawn on panels of their own, not with the loss terms)
 _MEASURE_PREFIXES = ("cos", "retain_rel", "grad_")
 
 
@@ -40,31 +40,32 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float
 
 
 def draw(runs: list[Path], out: Path) -> Path:
-    """One row of three panels per run; returns the figure's path."""
+    """One row of four panels per run (loss terms, representation, gradient norms, behaviour); returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(runs), 3, figsize=(15, 3.6 * len(runs)), squeeze=False)
+    fig, axes = plt.subplots(len(runs), 4, figsize=(19, 3.6 * len(runs)), squeeze=False)
     for row, run in zip(axes, runs):
         logs = read_trajectory(run)
         keys = sorted({k for r in logs["loss"] for k in r} - _NOT_TERMS)
-        measures = [k for k in keys if k.startswith(_MEASURE_PREFIXES)]
-        for k in (k for k in keys if k not in measures):
+        for k in (k for k in keys if not k.startswith(_MEASURE_PREFIXES)):
             row[0].plot(*_series(logs["loss"], k), label=k)
         row[0].set_title(f"{Path(run).name}: loss terms")
-        for k in measures:
-            style = "--" if k.startswith("grad_") else "-"
-            row[1].plot(*_series(logs["loss"], k), style, label=k)
-        row[1].set_title("representation (cos: harmful to frozen; retain_rel: benign distance)")
+        for k in (k for k in keys if k.startswith(("cos", "retain_rel"))):
+            row[1].plot(*_series(logs["loss"], k), label=k)
+        row[1].set_title("cos: harmful to frozen; retain_rel: benign distance")
+        for k in (k for k in keys if k.startswith("grad_")):
+            row[2].semilogy(*_series(logs["loss"], k), marker=".", label=k)
+        row[2].set_title("gradient norm of each weighted term")
         for side, label, style in (("harmful", "refusal", "-"), ("harmful", "incoherent", ":"),
                                    ("benign", "compliance", "-"), ("benign", "incoherent", ":")):
             steps = [p["step"] for p in logs["probe"] if side in p]
-            row[2].plot(steps, [p[side][label] for p in logs["probe"] if side in p], style, marker="o",
+            row[3].plot(steps, [p[side][label] for p in logs["probe"] if side in p], style, marker="o",
                         label=f"{side} {label}")
-        row[2].set_ylim(-0.05, 1.05)
-        row[2].set_title("behaviour probe (share of answers)")
+        row[3].set_ylim(-0.05, 1.05)
+        row[3].set_title("behaviour probe (share of answers)")
         for ax in row:
             ax.set_xlabel("step")
             if ax.lines:
@@ -72,6 +73,6 @@ def draw(runs: list[Path], out: Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
