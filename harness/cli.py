@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from a finished run: its defense, config, model, suite, seed and backend, and "
                        "its trained defense and capability scores, reused; typically to judge it again (--judge)")
     run_p.add_argument("--set", action="append", metavar="KEY=VALUE", help="defense config field (repeatable)")
+    run_p.add_argument("--limit", type=int, metavar="N",
+                       help="at most N items per benchmark and capability task (a quick look; another run id)")
     run_p.add_argument("--preset", help="a named set of the defense's config values (`harness list defenses`; e.g. "
                        "reference: its paper's recipe); --set overrides them")
     run_p.add_argument("--judge", help=f"judge name (default: {DEFAULT_JUDGE})")

@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         defense=args.defense or file.get("defense", DEFAULT_DEFENSE),
         defense_config=defense_config,
         preset=args.preset or file.get("preset"),
+        limit=args.limit,
         model=args.model or file.get("model", DEFAULT_MODEL),
         suite=suite,
         judge=args.judge or file.get("judge", DEFAULT_JUDGE),

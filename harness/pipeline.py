@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class RunRequest:
     # a finished run of the same model, defense, config and seed whose trained defense/ and capability.json are
     # copied in, so only what differs (typically the judge) is done again (harness run --from)
     reuse: Path | None = None
+    limit: int | None = None  # at most this many items per benchmark and capability task (part of the identity)
     # what a training defense logs about its own course (behaviour probe, gradient norms); not in the identity
     trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
 
@@ -120,12 +122,25 @@ def suite_by_name(plugins: Plugins, name: str) -> Suite:
     return load_suite_file(Path(plugins.suites.get(name)))
 
 
+def limited(suite: Suite, n: int | None) -> Suite:
+    """The suite with at most ``n`` items per benchmark and capability task (``harness run --limit``)."""
+    if n is None:
+        return suite
+    if n < 1:
+        raise HarnessError(f"--limit {n}: give at least 1 item per benchmark.")
+    cap = dict(suite.capability)
+    if cap.get("tasks"):
+        cap["limit"] = min(cap.get("limit") or n, n)
+    entries = tuple(dataclasses.replace(e, limit=min(e.limit or n, n)) for e in suite.benchmarks)
+    return dataclasses.replace(suite, benchmarks=entries, capability=cap)
+
+
 def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
     defense, config = resolve_defense(plugins, request.defense, request.defense_config, request.preset)
     backend_entry = plugins.backends.entry(request.backend)
     backend = plugins.backends.construct(request.backend, request.backend_config)
     backend.require()  # a missing engine is reported before the model loads and the defense trains
-    suite = suite_by_name(plugins, request.suite)
+    suite = limited(suite_by_name(plugins, request.suite), request.limit)
     benchmarks = [(plugins.benchmarks.get(e.name), e.limit) for e in suite.benchmarks]
     judge_entry = plugins.judges.entry(request.judge)
     resolver = DataResolver(request.data_dir)
@@ -142,6 +157,8 @@ def resolve(request: RunRequest, plugins: Plugins) -> Resolved:
     }
     if request.exclude:
         identity["exclude"] = sorted(map(list, request.exclude))
+    if request.limit is not None:
+        identity["limit"] = request.limit
     if request.backend != DEFAULT_BACKEND:  # outputs can differ slightly; the default keeps published run ids
         identity["backend"] = request.backend
     if request.chat_template:  # another template renders other prompts: another run (the default keeps run ids)

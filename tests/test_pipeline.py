@@ -236,3 +236,23 @@ def test_a_chat_template_is_part_of_the_run_id(tiny_dir, tiny_suite, data_dir, t
     assert plain != templated
     with pytest.raises(HarnessError, match="--chat-template .*no such file"):
         resolve(RunRequest(**{**base.__dict__, "chat_template": str(tmp_path / "missing.jinja")}), plugins())
+
+
+def test_the_tiny_suite_runs_end_to_end_on_the_tiny_preset_and_limit_shrinks_a_run(data_dir, tmp_path):
+    """The README's plugin smoke test (capability included, which the quick suite's long tasks broke)."""
+    out = run(RunRequest(defense="none", model="tiny-random-llama", suite="tiny", data_dir=data_dir,
+                         out=tmp_path / "tiny", progress=False), plugins())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["capability"]["harness_arc_challenge"]["n"] == 4
+    assert {b: m["n"] for b, m in metrics["benchmarks"].items()} == {
+        "jbb-harmful": 3, "prefill-jbb": 3, "xstest-safe": 3, "jbb-benign": 3}
+    small = run(RunRequest(defense="none", model="tiny-random-llama", suite="tiny", data_dir=data_dir, limit=2,
+                           out=tmp_path / "small", progress=False), plugins())
+    small_metrics = json.loads((small / "metrics.json").read_text())
+    assert all(m["n"] == 2 for m in small_metrics["benchmarks"].values())
+    assert small_metrics["capability"]["harness_arc_challenge"]["n"] == 2
+    manifest = json.loads((small / "manifest.json").read_text())
+    assert manifest["identity"]["limit"] == 2 and manifest["run_id"] != metrics["run_id"]
+    with pytest.raises(HarnessError, match="--limit 0: give at least 1"):
+        run(RunRequest(defense="none", model="tiny-random-llama", suite="tiny", data_dir=data_dir, limit=0,
+                       out=tmp_path / "zero", progress=False), plugins())
