@@ -15,6 +15,14 @@ at layer 20) appears to dominate the retain term: with it the cosine stayed at 1
 ``b_init_std`` breaks the zero-gradient symmetry, ``retain_distance = "relative"`` divides by
 the reference norm, and ``exclude_massive_dims`` leaves the massive-activation dimensions out of
 both terms. Layer numbers are given for a ``reference_depth``-layer model and scaled.
+
+Why the studies found no operating point, measured on the trajectories (leaderboards/operating-points): the
+paper's retain term is a norm, whose gradient has the same size however small the change, while ReLU(cos) is
+flat at the unchanged model (at step 0 their gradient norms on the adapter were 1.77 and 0.0014), so a retain
+weight from step 1 pins the model; with RR's schedule the retain weight starts at 0 and the rerouting escapes on
+every input. ``retain_power = 2`` (the squared distance) puts both terms at second order; with the retain weight
+from step 1 only harmful-specific changes grow. The ``squared-retain`` preset is that recipe; ``reference`` is
+the paper's.
 """
 
 from harness import hookimpl
@@ -36,11 +44,18 @@ REFERENCE = {
 }
 
 
+# The recipe that reaches an operating point on the default model (leaderboards/operating-points): a squared
+# retain distance in force from step 1, so an input-independent change costs the benign states what it gains on
+# the harmful ones and only the harmful-specific part grows. Validation ASR 0.949 -> 0.333 (exact McNemar
+# p < 1e-6) at harmless compliance 0.906.
+SQUARED_RETAIN = {"retain_power": 2, "schedule": "constant", "retain_coef": 1.0, "lr": 1e-3, "steps": 150}
+
+
 class CircuitBreakers(ReroutingDefense):
     name = "circuit-breakers"
     description = "Representation rerouting (Zou et al. 2024): LoRA pushes harmful states orthogonal, keeps benign ones."
     search_space = RR_SEARCH_SPACE
-    presets = {"reference": REFERENCE}
+    presets = {"reference": REFERENCE, "squared-retain": SQUARED_RETAIN}
 
 
 @hookimpl

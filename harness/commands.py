@@ -231,10 +231,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labels(folder: Path) -> list[dict[str, Any]]:
+    """A run's per-item labels: its records, or, for a published run whose answers are not committed, its
+    labels.jsonl (benchmark, id, label and reason of every item, no text)."""
+    run = FinishedRun(folder)
+    if not (folder / "records.jsonl").is_file() and (folder / "labels.jsonl").is_file():
+        return read_jsonl(folder / "labels.jsonl")
+    return run.records()
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.operating_point import beats_none
 
-    v = beats_none(FinishedRun(Path(args.run)).records(), FinishedRun(Path(args.baseline)).records())
+    v = beats_none(_labels(Path(args.run)), _labels(Path(args.baseline)))
     t = v["mcnemar"]
     rows = [["harmful ASR", f"{v['asr']:.3f}", f"{v['asr_baseline']:.3f}",
              f"McNemar p={t['p']:.4f} (only baseline {t['only_base']}, only run {t['only_other']}, n {t['n']})",

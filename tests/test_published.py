@@ -87,3 +87,18 @@ def test_published_analysis_pages_rebuild_from_their_json(folder, tmp_path):
 
 def test_there_are_published_analyses():
     assert ANALYSES
+
+
+OPERATING = LEADERBOARDS / "operating-points"
+
+
+@pytest.mark.parametrize("run,verdict", [("cb-sq-c1-lr1e-3", "yes"), ("mosr-sq-rce1-lr1e-3", "no"),
+                                         ("cb-sq-c1-lr3e-4", "no"), ("mosr-rce1", "no")])
+def test_published_operating_point_verdicts_follow_from_the_committed_labels(run, verdict, capsys):
+    """The operating-points page's 'beats none' column, recomputed from the committed per-item labels."""
+    from harness.cli import main
+
+    assert main(["compare", str(OPERATING / run), str(OPERATING / "none")]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(f"beats none: {verdict}")
+    assert f"| `{run}` |" in (OPERATING / "README.md").read_text()
