@@ -183,9 +183,9 @@ def run_folder(request: RunRequest, r: Resolved) -> Path:
     return request.out or request.runs_dir / safe_name(f"{request.model}__{request.defense}__{r.suite.name}__{r.run_id}")
 
 
-def start_manifest(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder) -> dict[str, Any]:
+def start_manifest(request: RunRequest, r: Resolved, plugins: Plugins, folder: RunFolder,
+                   previous: dict[str, Any] | None) -> dict[str, Any]:
     """The manifest of a new or resumed run (a folder that holds another run is refused, its results kept)."""
-    previous = folder.read_manifest()
     if previous and previous.get("run_id") != r.run_id:
         raise HarnessError(
             f"{folder.path} holds a different run (model {previous.get('model', {}).get('spec')!r}, defense "
@@ -263,10 +263,11 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
     r = resolve(request, plugins)  # 1
     out = run_folder(request, r)
     with RunFolder(out, wait=request.wait_for_folder) as folder:  # 2
-        manifest = start_manifest(request, r, plugins, folder)  # refuses a folder holding another run
+        previous = folder.read_manifest()
+        manifest = start_manifest(request, r, plugins, folder, previous)  # refuses a folder holding another run
         reused = reuse(Path(request.reuse), r.identity, out) if request.reuse is not None else None
         done = {(rec["benchmark"], rec["id"]) for rec in folder.read_records()}  # refuses a corrupt file untouched
-        if manifest["resumed"] and _finished_already(folder, r.run_id):
+        if previous and previous.get("status") == "complete" and folder.metrics_path.is_file():
             return out  # a finished run is left exactly as it was (its manifest keeps the timings it had)
         if reused is not None:
             manifest["reused_from"] = reused
@@ -281,12 +282,6 @@ def run(request: RunRequest, plugins: Plugins) -> Path:
         manifest["status"] = "complete"
         folder.write_manifest(manifest)
     return out
-
-
-def _finished_already(folder: RunFolder, run_id: str) -> bool:
-    previous = folder.read_manifest()
-    return bool(previous and previous.get("run_id") == run_id and previous.get("status") == "complete"
-                and folder.metrics_path.is_file())
 
 
 def _record_failure(folder: RunFolder, manifest: dict[str, Any], step: str, err: BaseException) -> None:
