@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.data import sha256_file
 from harness.defaults import DEFAULT_BACKEND
 from harness.errors import HarnessError
 from harness.plugins import Plugins
@@ -26,7 +27,9 @@ def inherit(source: Path, plugins: Plugins) -> dict[str, Any]:
     manifest = FinishedRun(source, f"--from {source}").require_complete().manifest
     identity = manifest["identity"]
     suite = identity["suite"]
-    if suite not in plugins.suites.items:  # a suite file, not a registered name
+    registered = plugins.suites.items.get(suite)
+    if registered is None or sha256_file(Path(registered.obj)) != identity["suite_sha256"]:
+        # a suite file, not the registered suite of that name (a file may share a registered suite's name)
         suite = manifest["suite"]["path"]
         if not Path(suite).is_file():
             raise HarnessError(f"--from {source}: its suite file {suite!r} is gone; pass --suite.")
