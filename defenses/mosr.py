@@ -21,6 +21,15 @@ parts added.
 MOSR's point is less over-refusal: a reconstruction that refuses benign prompts is wrong, not a
 trade-off. The ablations ``mosr-no-oalw`` and ``mosr-no-caa`` are the same defense with one
 part off.
+
+What the trajectories showed on the default model (leaderboards/operating-points): with the paper's norm retain
+term in force from step 1 the rerouting cosine never left 1.000, so every change came from CAA's refusal
+cross-entropy, which sees only harmful requests: the tuned studies' MOSR refused nearly everything. Two fields of
+the training kit change that: ``retain_power = 2`` lets the rerouting term act (see ``harness.training.rerouting``)
+and ``retain_ce_weight`` puts the retain set's own answers under cross-entropy, the output-side counterweight the
+abstract's "reduce over-refusal" needs. With both (the ``squared-retain`` preset) validation ASR fell from 0.949
+to 0.333 by refusals while borderline over-refusal stayed at 0.094 (undefended 0.062); harmless compliance 0.875
+is still one answer short of the 0.9 rule. The ablations take the same preset.
 """
 
 from __future__ import annotations
@@ -108,12 +117,18 @@ def caa_examples(harmful: list[ChatExample], tokenizer, n: int, kmin: int, kmax:
     return out
 
 
+# The recipe measured on the default model (leaderboards/operating-points, run mosr-sq-rce1-lr1e-3).
+SQUARED_RETAIN = {"retain_power": 2, "schedule": "constant", "retain_coef": 1.0, "lr": 1e-3, "steps": 80,
+                  "caa_ce_weight": 0.367, "retain_ce_weight": 1.0}
+
+
 class Mosr(ReroutingDefense):
     name = "mosr"
     description = "RR + Overlap-Aware Loss Weighting + Context-Aware Augmentation (reconstruction of arXiv 2511.19009)."
     Config = MosrConfig
     # RR's space plus the weight of CAA's refusal cross-entropy; the ablations search the same space
     search_space = {**RR_SEARCH_SPACE, "caa_ce_weight": LogUniform(0.1, 1.0)}
+    presets = {"squared-retain": SQUARED_RETAIN}
 
     def streams(self, data, tokenizer, ctx):
         streams = super().streams(data, tokenizer, ctx)
