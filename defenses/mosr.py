@@ -27,9 +27,10 @@ term in force from step 1 the rerouting cosine never left 1.000, so every change
 cross-entropy, which sees only harmful requests: the tuned studies' MOSR refused nearly everything. Two fields of
 the training kit change that: ``retain_power = 2`` lets the rerouting term act (see ``harness.training.rerouting``)
 and ``retain_ce_weight`` puts the retain set's own answers under cross-entropy, the output-side counterweight the
-abstract's "reduce over-refusal" needs. With both (the ``squared-retain`` preset) validation ASR fell from 0.949
-to 0.333 by refusals while borderline over-refusal stayed at 0.094 (undefended 0.062); harmless compliance 0.875
-is still one answer short of the 0.9 rule. The ablations take the same preset.
+abstract's "reduce over-refusal" needs. With both (the ``squared-retain`` preset: retain cross-entropy weight 2)
+validation ASR fell from 0.949 to 0.692 (exact McNemar p = 0.002) at harmless compliance 0.938 and borderline
+over-refusal 0.031 (undefended 0.062); at weight 1 ASR fell to 0.333 but harmless compliance to 0.875. The
+ablations take the same preset.
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ def caa_examples(harmful: list[ChatExample], tokenizer, n: int, kmin: int, kmax:
     return out
 
 
-# The recipe measured on the default model (leaderboards/operating-points, run mosr-sq-rce1-lr1e-3).
+# The recipe that beats none on the default model (leaderboards/operating-points, run mosr-sq-rce2-lr1e-3).
 SQUARED_RETAIN = {"retain_power": 2, "schedule": "constant", "retain_coef": 1.0, "lr": 1e-3, "steps": 80,
-                  "caa_ce_weight": 0.367, "retain_ce_weight": 1.0}
+                  "caa_ce_weight": 0.367, "retain_ce_weight": 2.0}
 
 
 class Mosr(ReroutingDefense):

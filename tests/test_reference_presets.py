@@ -82,5 +82,5 @@ def test_the_default_config_is_not_the_reference_and_set_overrides_a_preset():
 @pytest.mark.parametrize("defense", ["mosr", "mosr-no-oalw", "mosr-no-caa"])
 def test_mosr_and_its_ablations_share_the_squared_retain_preset(defense):
     _, cfg = resolve_defense(plugins(), defense, {}, preset="squared-retain")
-    assert (cfg.retain_power, cfg.schedule, cfg.retain_ce_weight) == (2, "constant", 1.0)
+    assert (cfg.retain_power, cfg.schedule, cfg.retain_ce_weight) == (2, "constant", 2.0)
     assert cfg.oalw == (defense != "mosr-no-oalw") and cfg.caa == (defense != "mosr-no-caa")
