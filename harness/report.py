@@ -272,3 +272,37 @@ def mass_panels(path: Path, layers: list[int], mass: dict[str, dict[str, list[fl
     axes[2].axhline(0, color="grey", linewidth=0.8)
     axes[0].legend(fontsize=7)
     _save(fig, path)
+
+
+@dataclass
+class TrajectoryRow:
+    """One training run's series against the step: name -> (steps, values)."""
+
+    name: str
+    terms: dict[str, tuple[list[int], list[float]]]
+    measures: dict[str, tuple[list[int], list[float]]]
+    grads: dict[str, tuple[list[int], list[float]]]
+    probe: dict[str, tuple[list[int], list[float]]]
+
+
+def trajectory_rows(rows: list[TrajectoryRow], path: Path) -> None:
+    """Four panels per run: loss terms, representation measures, gradient norms (log scale), behaviour probe."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 4, figsize=(19, 3.6 * len(rows)), squeeze=False)
+    titles = ("loss terms", "cos: harmful to frozen; retain_rel: benign distance",
+              "gradient norm of each weighted term", "behaviour probe (share of answers)")
+    for ax_row, row in zip(axes, rows):
+        for ax, series, title in zip(ax_row, (row.terms, row.measures, row.grads, row.probe), titles):
+            for label, (steps, values) in series.items():
+                if series is row.grads:
+                    ax.semilogy(steps, values, marker=".", label=label)
+                elif series is row.probe:
+                    ax.plot(steps, values, ":" if label.endswith("incoherent") else "-", marker="o", label=label)
+                else:
+                    ax.plot(steps, values, label=label)
+            ax.set_title(f"{row.name}: {title}" if series is row.terms else title)
+            ax.set_xlabel("step")
+            if ax.lines:
+                ax.legend(fontsize=7)
+        ax_row[3].set_ylim(-0.05, 1.05)
+    _save(fig, path)

@@ -41,38 +41,22 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float
 
 def draw(runs: list[Path], out: Path) -> Path:
     """One row of four panels per run (loss terms, representation, gradient norms, behaviour); returns the path."""
-    import matplotlib
+    from harness.report import TrajectoryRow, trajectory_rows
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(runs), 4, figsize=(19, 3.6 * len(runs)), squeeze=False)
-    for row, run in zip(axes, runs):
+    rows = []
+    for run in runs:
         logs = read_trajectory(run)
         keys = sorted({k for r in logs["loss"] for k in r} - _NOT_TERMS)
-        for k in (k for k in keys if not k.startswith(_MEASURE_PREFIXES)):
-            row[0].plot(*_series(logs["loss"], k), label=k)
-        row[0].set_title(f"{Path(run).name}: loss terms")
-        for k in (k for k in keys if k.startswith(("cos", "retain_rel"))):
-            row[1].plot(*_series(logs["loss"], k), label=k)
-        row[1].set_title("cos: harmful to frozen; retain_rel: benign distance")
-        for k in (k for k in keys if k.startswith("grad_")):
-            row[2].semilogy(*_series(logs["loss"], k), marker=".", label=k)
-        row[2].set_title("gradient norm of each weighted term")
-        for side, label, style in (("harmful", "refusal", "-"), ("harmful", "incoherent", ":"),
-                                   ("benign", "compliance", "-"), ("benign", "incoherent", ":")):
-            steps = [p["step"] for p in logs["probe"] if side in p]
-            row[3].plot(steps, [p[side][label] for p in logs["probe"] if side in p], style, marker="o",
-                        label=f"{side} {label}")
-        row[3].set_ylim(-0.05, 1.05)
-        row[3].set_title("behaviour probe (share of answers)")
-        for ax in row:
-            ax.set_xlabel("step")
-            if ax.lines:
-                ax.legend(fontsize=7)
-    fig.tight_layout()
+        probe = {f"{side} {label}": ([p["step"] for p in logs["probe"] if side in p],
+                                     [p[side][label] for p in logs["probe"] if side in p])
+                 for side, label in (("harmful", "refusal"), ("harmful", "incoherent"), ("benign", "compliance"),
+                                     ("benign", "incoherent"))}
+        rows.append(TrajectoryRow(
+            name=Path(run).name,
+            terms={k: _series(logs["loss"], k) for k in keys if not k.startswith(_MEASURE_PREFIXES)},
+            measures={k: _series(logs["loss"], k) for k in keys if k.startswith(("cos", "retain_rel"))},
+            grads={k: _series(logs["loss"], k) for k in keys if k.startswith("grad_")},
+            probe=probe))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    trajectory_rows(rows, out)
     return out
