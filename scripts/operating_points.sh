@@ -27,10 +27,12 @@ declare -A CONFIGS=(
   [mosr-sq-rce1-lr1e-3]="$MOSR --set retain_power=2 --set retain_coef=1 --set lr=1e-3 --set retain_ce_weight=1"
   [mosr-sq-rce1-lr1e-3-s50]="$MOSR --set retain_power=2 --set retain_coef=1 --set lr=1e-3 --set retain_ce_weight=1 --set steps=50"
   [mosr-sq-rce2-lr1e-3]="$MOSR --set retain_power=2 --set retain_coef=1 --set lr=1e-3 --set retain_ce_weight=2"
+  [mosr-no-caa-sq-rce1-lr1e-3]="--defense mosr-no-caa --set steps=80 --set schedule=constant --set retain_power=2 --set retain_coef=1 --set lr=1e-3 --set retain_ce_weight=1"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(none cb-sq-c1-lr1e-3 cb-sq-c1-lr3e-4 mosr-rce1 mosr-sq-rce1-lr1e-3
-                                 mosr-sq-rce1-lr1e-3-s50 mosr-sq-rce2-lr1e-3 cb-sq-c05-lr1e-3)
+                                 mosr-sq-rce1-lr1e-3-s50 mosr-sq-rce2-lr1e-3 mosr-no-caa-sq-rce1-lr1e-3
+                                 cb-sq-c05-lr1e-3)
 for name in "${names[@]}"; do
   [ -n "${CONFIGS[$name]:-}" ] || { echo "unknown configuration $name; known: ${!CONFIGS[*]}" >&2; exit 2; }
   # shellcheck disable=SC2086

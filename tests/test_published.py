@@ -94,7 +94,8 @@ OPERATING = LEADERBOARDS / "operating-points"
 
 @pytest.mark.parametrize("run,verdict", [("cb-sq-c1-lr1e-3", "yes"), ("mosr-sq-rce1-lr1e-3", "no"),
                                          ("cb-sq-c1-lr3e-4", "no"), ("mosr-rce1", "no"),
-                                         ("mosr-sq-rce1-lr1e-3-s50", "no"), ("mosr-sq-rce2-lr1e-3", "yes")])
+                                         ("mosr-sq-rce1-lr1e-3-s50", "no"), ("mosr-sq-rce2-lr1e-3", "yes"),
+                                         ("mosr-no-caa-sq-rce1-lr1e-3", "no")])
 def test_published_operating_point_verdicts_follow_from_the_committed_labels(run, verdict, capsys):
     """The operating-points page's 'beats none' column, recomputed from the committed per-item labels."""
     from harness.cli import main
