@@ -4,6 +4,7 @@
 # probe) logged; `harness compare` then says whether it beats the undefended run on the same prompts.
 #
 #   bash scripts/operating_points.sh OUT_DIR [NAME ...]     (no NAME: every configuration below)
+#   MODEL=qwen2.5-coder-0.5b-instruct bash scripts/operating_points.sh OUT_DIR ...   (another model preset)
 #
 # Resumable: a killed run resumes from its checkpoint when the same command runs again, and a finished one is
 # left as it is. One configuration takes 15-40 minutes on two CPU cores (MOSR's are the slow ones); run at most
@@ -13,6 +14,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/operating_points.sh OUT_DIR [NAME ...]}
 shift
 HARNESS=".venv/bin/harness"
+MODEL_ARGS=()
+[ -z "${MODEL:-}" ] || MODEL_ARGS=(--model "$MODEL")
 DATA=${HARNESS_DATA_DIR:-../shared/data}
 # squared retain distance (retain_power=2) with the retain weight from step 1 (schedule=constant): the change
 # to the paper's objective that opens the window on this model (see leaderboards/operating-points/README.md)
@@ -36,7 +39,7 @@ names=("$@")
 for name in "${names[@]}"; do
   [ -n "${CONFIGS[$name]:-}" ] || { echo "unknown configuration $name; known: ${!CONFIGS[*]}" >&2; exit 2; }
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=1 $HARNESS run --suite validation --data-dir "$DATA" --out "$OUT/$name" --no-progress \
+  OMP_NUM_THREADS=1 $HARNESS run --suite validation --data-dir "$DATA" --out "$OUT/$name" --no-progress "${MODEL_ARGS[@]}" \
     --probe-every 10 ${CONFIGS[$name]}
   [ "$name" = none ] || $HARNESS compare "$OUT/$name" "$OUT/none"
 done
