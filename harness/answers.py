@@ -31,6 +31,17 @@ def response_cache(request: RunRequest, r: Resolved, model_key: str) -> Response
         **({"backend": request.backend} if request.backend != DEFAULT_BACKEND else {})})
 
 
+def _filtered(defended, prompt: str, response: str) -> str:
+    """The response after the defense's output filter (unchanged without one); a filter must return text."""
+    if defended.output_filter is None:
+        return response
+    out = defended.output_filter(prompt, response)
+    if not isinstance(out, str):
+        raise HarnessError(f"the defense's output_filter returned {type(out).__name__}, not the response text; "
+                           "it must map (request, response) to a string.")
+    return out
+
+
 def generate(request: RunRequest, r: Resolved, folder: RunFolder, defended, suite_samples: dict[str, list],
              excluded: set[tuple[str, str]], done: set[tuple[str, str]], cache: ResponseCache | None,
              timings: dict[str, float]) -> int:
@@ -56,13 +67,15 @@ def generate(request: RunRequest, r: Resolved, folder: RunFolder, defended, suit
 
         def record(batch: list[tuple[int, str]], cached: bool) -> None:
             items = [todo[i] for i, _ in batch]
-            responses = [text for _, text in batch]
+            raw = [text for _, text in batch]
+            responses = [_filtered(defended, s.prompt, text) for s, text in zip(items, raw)]
             verdicts = r.judge.judge(bench, [s.prompt for s in items], responses)
             folder.append_records(
                 {"benchmark": bench.name, "id": s.id, "category": s.category, "harmful": s.harmful,
                  "messages": list(s.messages), "prefill": s.prefill, "response": response, "label": v.label,
-                 "reason": v.reason, "judge": judge_info, "generation": generation.record(), "cached": cached}
-                for s, response, v in zip(items, responses, verdicts)
+                 "reason": v.reason, "judge": judge_info, "generation": generation.record(), "cached": cached,
+                 **({"raw_response": text} if defended.output_filter is not None else {})}
+                for s, response, text, v in zip(items, responses, raw, verdicts)
             )
             faults.checkpoint("generate.batch")
 

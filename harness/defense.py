@@ -52,6 +52,10 @@ class DefendedModel:
     info: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest
     # training prompts by set, checked against the suite's benchmarks before evaluation
     training_texts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # the output side: (user request, generated response) -> the response the defense lets through (an output
+    # filter replacing a harmful answer by a refusal, say). The harness applies it to every backend's output before
+    # judging, so a defense never wraps model.generate; the raw response is kept in the record and the cache.
+    output_filter: Callable[[str, str], str] | None = None
 
     def system_prompt(self) -> str | None:
         """The system prompt the transform adds, if any (lm-eval scores with it too)."""

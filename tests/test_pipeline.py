@@ -256,3 +256,27 @@ def test_the_tiny_suite_runs_end_to_end_on_the_tiny_preset_and_limit_shrinks_a_r
     with pytest.raises(HarnessError, match="--limit 0: give at least 1"):
         run(RunRequest(defense="none", model="tiny-random-llama", suite="tiny", data_dir=data_dir, limit=0,
                        out=tmp_path / "zero", progress=False), plugins())
+
+
+def test_an_output_filter_applies_to_every_answer_before_judging(tiny_dir, tiny_suite, data_dir, tmp_path,
+                                                                  monkeypatch):
+    """A defense's output side is the harness's, not a wrapper around model.generate that a backend may bypass;
+    the raw answer stays in the record (and the cache), the filtered one is judged."""
+    from harness.defense import DefendedModel
+
+    p = plugins()
+
+    def refusing(self, loaded, ctx):
+        return DefendedModel(loaded.model, loaded.tokenizer,
+                             output_filter=lambda request, response: "I cannot help with that.")
+
+    monkeypatch.setattr(p.defenses.get("none"), "apply", refusing)
+    out = run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "r", use_cache=False), p)
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert records and all(r["response"] == "I cannot help with that." and r["label"] == "refusal" for r in records)
+    assert all("raw_response" in r for r in records)
+
+    monkeypatch.setattr(p.defenses.get("none"), "apply", lambda self, loaded, ctx: DefendedModel(
+        loaded.model, loaded.tokenizer, output_filter=lambda request, response: None))
+    with pytest.raises(HarnessError, match="output_filter returned NoneType"):
+        run(_request(tiny_dir, tiny_suite, data_dir, tmp_path / "bad", use_cache=False), p)
