@@ -181,8 +181,9 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
              "space": {k: v.describe() for k, v in sorted(space.items())}}
     study_path = out / "tune.json"
     trials_path = out / "trials.jsonl"
-    started = trials_path.is_file() and bool(read_jsonl(trials_path, torn_tail=True, fix=TRIALS_FIX))
-    if study_path.is_file() and started:  # a study with no finished trial yet may be started over with others
+    # a torn last line (killed while writing it) is cut off: that trial runs again and resumes from its folder
+    finished = read_and_trim(trials_path, TRIALS_FIX)
+    if study_path.is_file() and finished:  # a study with no finished trial yet may be started over with others
         previous = json.loads(study_path.read_text())
         kept = {k: previous.get(k) for k in study}
         if kept != study:
@@ -201,8 +202,7 @@ def tune(request: TuneRequest, plugins: Plugins) -> Path:
 
     # 4. trials
     configs = latin_hypercube(space, request.budget, request.seed)
-    # a torn last line (killed while writing it) is cut off: that trial runs again and resumes from its folder
-    done = {t["trial"]: t for t in read_and_trim(trials_path, TRIALS_FIX)}
+    done = {t["trial"]: t for t in finished}
     for i, params in enumerate(configs):
         if i in done:
             continue
